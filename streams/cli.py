@@ -1,0 +1,40 @@
+"""The `lepton` command: one Typer app; each area registers its own sub-commands here."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from streams.errors import LeptonError
+
+app = typer.Typer(
+    name="lepton",
+    help="lepton-streams: real-time AI scoring pipeline (Kafka -> Faust -> batched models -> search + alerts).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err_console = Console(stderr=True)
+
+
+def _register() -> None:
+    """Attach the command groups; imports stay light so `lepton --help` is quick."""
+    from infra.local.cli import register as register_stack
+    from streams.topics_cli import register as register_topics
+
+    register_stack(app)
+    register_topics(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point of the console script: LeptonError becomes a one-line message and exit code 1."""
+    try:
+        app()
+    except LeptonError as error:
+        err_console.print(f"[bold red]error:[/] {error}")
+        sys.exit(1)

@@ -1,0 +1,136 @@
+"""The one configuration object: frozen, read from `LEPTON_*` environment variables and an optional `.env`.
+
+Nested sections use a double underscore: `LEPTON_KAFKA__BOOTSTRAP_SERVERS=broker:9092`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(Section):
+    """How workers, producers and admin tools reach the broker."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    replication_factor: int = Field(1, ge=1)
+
+    def confluent_config(self) -> dict[str, str]:
+        """The same settings in librdkafka's vocabulary (confluent-kafka producers and admin)."""
+        config = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            config["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            config["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            config["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_cafile:
+            config["ssl.ca.location"] = str(self.ssl_cafile)
+        if self.ssl_certfile:
+            config["ssl.certificate.location"] = str(self.ssl_certfile)
+        if self.ssl_keyfile:
+            config["ssl.key.location"] = str(self.ssl_keyfile)
+        return config
+
+
+class SearchSettings(Section):
+    """The Elasticsearch or OpenSearch cluster that holds the score indices."""
+
+    url: str = "http://127.0.0.1:9200"
+    username: str | None = None
+    password: SecretStr | None = None
+    api_key: SecretStr | None = None
+    ca_certs: Path | None = None
+    verify_certs: bool = True
+    request_timeout_s: float = Field(30.0, gt=0)
+
+
+class TopicSettings(Section):
+    """Topic names and partition counts (GUIDE.md data flow)."""
+
+    news: str = "news"
+    transactions: str = "transactions"
+    clicks: str = "clicks"
+    catalog: str = "catalog"
+    alerts_sentiment: str = "alerts.sentiment"
+    alerts_fraud: str = "alerts.fraud"
+    recommendations: str = "recommendations"
+    deadletter: str = "deadletter"
+    news_partitions: int = Field(3, ge=1)
+    transactions_partitions: int = Field(3, ge=1)
+    clicks_partitions: int = Field(3, ge=1)
+    catalog_partitions: int = Field(1, ge=1)
+    output_partitions: int = Field(1, ge=1)
+
+
+class ModelSettings(Section):
+    """Where trained artifacts live, and where the models run."""
+
+    dir: Path = REPO_ROOT / "models" / "artifacts"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class BatchingSettings(Section):
+    """Limits of the dynamic batcher: a device batch closes when full or when its oldest input waited this long."""
+
+    max_batch_size: int = Field(32, ge=1, le=4096)
+    max_wait_ms: float = Field(10.0, ge=0)
+    take_max: int = Field(64, ge=1)
+    take_within_s: float = Field(0.2, gt=0)
+
+
+class LocalStackSettings(Section):
+    """The local default stack started by `lepton up` (ports on 127.0.0.1)."""
+
+    state_dir: Path = REPO_ROOT / ".lepton"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    search_port: int = 9200
+    search_transport_port: int = 9300
+    prometheus_port: int = 9090
+    kafka_heap_mb: int = Field(512, ge=128, le=512)
+    search_heap_mb: int = Field(1024, ge=256, le=1024)
+    health_timeout_s: float = Field(180.0, gt=0)
+    download_attempts: int = Field(3, ge=1)
+    scrape_interval_s: int = Field(5, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything lepton-streams reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEPTON_", env_nested_delimiter="__", env_file=".env", frozen=True, extra="ignore"
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    search: SearchSettings = SearchSettings()
+    topics: TopicSettings = TopicSettings()
+    models: ModelSettings = ModelSettings()
+    batching: BatchingSettings = BatchingSettings()
+    local: LocalStackSettings = LocalStackSettings()
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(6066, ge=1, le=65535)
+    worker_id: str = "lepton-worker"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
