@@ -25,3 +25,19 @@ class PortBusyError(ServiceError):
 
 class SearchError(LeptonError):
     """The search engine refused a request or could not be reached."""
+
+
+class BatcherError(LeptonError):
+    """The dynamic batcher could not score a submission."""
+
+
+class BatcherClosedError(BatcherError):
+    """A submission reached a batcher that is not started, stopping or stopped."""
+
+
+class BatchResultError(BatcherError):
+    """The model returned a different number of results than it got inputs."""
+
+
+class ModelArtifactError(LeptonError):
+    """A trained model artifact is missing, unreadable, or does not match the code that loads it."""

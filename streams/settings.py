@@ -128,6 +128,8 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(6066, ge=1, le=65535)
     worker_id: str = "lepton-worker"
+    mode: Literal["development", "production"] = "development"
+    pii_key: SecretStr | None = None  # HMAC key for card tokens; required in production (streams/pii.py)
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,50 @@
+"""Elasticsearch 8.x/9.x behind the search seam, with the official `elasticsearch` client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from elasticsearch import Elasticsearch, NotFoundError
+
+from sinks.search import BulkResult, Doc, bulk_body, bulk_result
+from streams.settings import SearchSettings
+
+
+class ElasticsearchClient:
+    """SearchClient for Elasticsearch."""
+
+    distribution = "elasticsearch"
+
+    def __init__(self, settings: SearchSettings, version: str, options: dict[str, Any]) -> None:
+        self.version = version
+        if "http_auth" in options:
+            options["basic_auth"] = options.pop("http_auth")
+        self._client = Elasticsearch(hosts=[settings.url], **options)
+
+    def bulk_index(self, docs: Iterable[Doc]) -> BulkResult:
+        operations = bulk_body(docs)
+        if not operations:
+            return BulkResult(0)
+        return bulk_result(self._client.bulk(operations=operations)["items"])
+
+    def put_index_template(self, name: str, body: dict[str, Any]) -> None:
+        self._client.indices.put_index_template(name=name, **body)
+
+    def count(self, index: str, query: dict[str, Any] | None = None) -> int:
+        try:
+            return int(self._client.count(index=index, query=query)["count"])
+        except NotFoundError:
+            return 0
+
+    def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._client.search(index=index, **body).body
+
+    def refresh(self, index: str) -> None:
+        self._client.indices.refresh(index=index, ignore_unavailable=True)
+
+    def delete_index(self, index: str) -> None:
+        self._client.indices.delete(index=index, ignore_unavailable=True)
+
+    def close(self) -> None:
+        self._client.close()

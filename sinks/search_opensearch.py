@@ -1,0 +1,49 @@
+"""OpenSearch behind the search seam, with the official `opensearch-py` client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from opensearchpy import NotFoundError, OpenSearch
+
+from sinks.search import BulkResult, Doc, bulk_body, bulk_result
+from streams.settings import SearchSettings
+
+
+class OpenSearchClient:
+    """SearchClient for OpenSearch 1.x-3.x."""
+
+    distribution = "opensearch"
+
+    def __init__(self, settings: SearchSettings, version: str, options: dict[str, Any]) -> None:
+        self.version = version
+        timeout = options.pop("request_timeout")
+        self._client = OpenSearch(hosts=[settings.url], timeout=timeout, **options)
+
+    def bulk_index(self, docs: Iterable[Doc]) -> BulkResult:
+        body = bulk_body(docs)
+        if not body:
+            return BulkResult(0)
+        return bulk_result(self._client.bulk(body=body)["items"])
+
+    def put_index_template(self, name: str, body: dict[str, Any]) -> None:
+        self._client.indices.put_index_template(name=name, body=body)
+
+    def count(self, index: str, query: dict[str, Any] | None = None) -> int:
+        try:
+            return int(self._client.count(index=index, body={"query": query} if query else None)["count"])
+        except NotFoundError:
+            return 0
+
+    def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._client.search(index=index, body=body)
+
+    def refresh(self, index: str) -> None:
+        self._client.indices.refresh(index=index, ignore_unavailable=True)
+
+    def delete_index(self, index: str) -> None:
+        self._client.indices.delete(index=index, ignore_unavailable=True)
+
+    def close(self) -> None:
+        self._client.close()

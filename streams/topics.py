@@ -1,0 +1,84 @@
+"""The pipeline's topics (GUIDE.md data flow): names and partitions from the settings; catalog compacted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from streams.errors import ServiceError
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic to create, or one found on the broker."""
+
+    name: str
+    partitions: int
+    cleanup_policy: str = "delete"
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic of the data flow with its configured partitions."""
+    t = settings.topics
+    return [
+        TopicSpec(t.news, t.news_partitions),
+        TopicSpec(t.transactions, t.transactions_partitions),
+        TopicSpec(t.clicks, t.clicks_partitions),
+        TopicSpec(t.catalog, t.catalog_partitions, "compact"),
+        TopicSpec(t.alerts_sentiment, t.output_partitions),
+        TopicSpec(t.alerts_fraud, t.output_partitions),
+        TopicSpec(t.recommendations, t.output_partitions),
+        TopicSpec(t.deadletter, t.output_partitions),
+    ]
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    """An admin client with the configured bootstrap servers and security options."""
+    return AdminClient(settings.kafka.confluent_config())
+
+
+def create_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
+    """Create the missing topics; returns each topic's outcome ('created' or 'exists')."""
+    admin = admin_client(settings)
+    try:
+        existing = set(admin.list_topics(timeout=timeout_s).topics)
+    except Exception as error:
+        raise ServiceError(
+            f"Kafka at {settings.kafka.bootstrap_servers} did not answer ({error}). Start it with `lepton up`."
+        ) from error
+    outcome = {spec.name: "exists" for spec in topic_specs(settings) if spec.name in existing}
+    new = [
+        NewTopic(spec.name, num_partitions=spec.partitions,
+                 replication_factor=settings.kafka.replication_factor,
+                 config={"cleanup.policy": spec.cleanup_policy})
+        for spec in topic_specs(settings) if spec.name not in existing
+    ]
+    for name, future in (admin.create_topics(new) if new else {}).items():
+        try:
+            future.result(timeout=timeout_s)
+            outcome[name] = "created"
+        except Exception as error:
+            if "TOPIC_ALREADY_EXISTS" not in str(error):
+                raise ServiceError(f"could not create topic {name}: {error}") from error
+            outcome[name] = "exists"
+    return outcome
+
+
+def list_topics(settings: Settings, timeout_s: float = 30.0) -> list[TopicSpec]:
+    """The broker's non-internal topics with partition count and cleanup policy."""
+    admin = admin_client(settings)
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except Exception as error:
+        raise ServiceError(f"Kafka did not answer ({error}). Start it with `lepton up`.") from error
+    names = sorted(name for name in metadata.topics if not name.startswith("__"))
+    if not names:
+        return []
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+    policies = {
+        resource.name: future.result(timeout=timeout_s)["cleanup.policy"].value
+        for resource, future in admin.describe_configs(resources).items()
+    }
+    return [TopicSpec(name, len(metadata.topics[name].partitions), policies[name]) for name in names]

@@ -1,0 +1,21 @@
+"""Topic specs follow the settings: partitions configurable, catalog compacted, outputs present."""
+
+from __future__ import annotations
+
+from streams.settings import Settings, TopicSettings
+from streams.topics import topic_specs
+
+
+def test_default_topics() -> None:
+    specs = {spec.name: spec for spec in topic_specs(Settings())}
+    assert set(specs) == {"news", "transactions", "clicks", "catalog", "alerts.sentiment", "alerts.fraud",
+                          "recommendations", "deadletter"}
+    assert specs["news"].partitions == specs["transactions"].partitions == specs["clicks"].partitions == 3
+    assert specs["catalog"].cleanup_policy == "compact"
+    assert specs["deadletter"].cleanup_policy == "delete"
+
+
+def test_partitions_come_from_settings() -> None:
+    settings = Settings(topics=TopicSettings(news="headlines", news_partitions=8))
+    specs = {spec.name: spec for spec in topic_specs(settings)}
+    assert specs["headlines"].partitions == 8
