@@ -22,10 +22,16 @@ err_console = Console(stderr=True)
 def _register() -> None:
     """Attach the command groups; imports stay light so `lepton --help` is quick."""
     from infra.local.cli import register as register_stack
+    from streams.deadletter_cli import register as register_deadletter
+    from streams.produce_cli import register as register_produce
+    from streams.schemas import register as register_schemas
     from streams.topics_cli import register as register_topics
 
     register_stack(app)
     register_topics(app)
+    register_produce(app)
+    register_deadletter(app)
+    register_schemas(app)
 
 
 _register()

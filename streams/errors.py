@@ -41,3 +41,11 @@ class BatchResultError(BatcherError):
 
 class ModelArtifactError(LeptonError):
     """A trained model artifact is missing, unreadable, or does not match the code that loads it."""
+
+
+class ProduceError(LeptonError):
+    """Events could not be published (broker unreachable, unreadable input file)."""
+
+
+class SinkBackpressure(LeptonError):
+    """A sink is behind: the caller must flush (and so pause consumption) before adding more."""

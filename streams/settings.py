@@ -60,6 +60,10 @@ class SearchSettings(Section):
     ca_certs: Path | None = None
     verify_certs: bool = True
     request_timeout_s: float = Field(30.0, gt=0)
+    index_prefix: str = Field("lepton", pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    bulk_max_docs: int = Field(500, ge=1, description="documents per bulk request")
+    retry_initial_s: float = Field(0.5, gt=0, description="first back-off after a 429/5xx or outage")
+    retry_max_s: float = Field(30.0, gt=0, description="longest back-off between retries")
 
 
 class TopicSettings(Section):
@@ -78,6 +82,18 @@ class TopicSettings(Section):
     clicks_partitions: int = Field(3, ge=1)
     catalog_partitions: int = Field(1, ge=1)
     output_partitions: int = Field(1, ge=1)
+
+
+class SurgeSettings(Section):
+    """Negative-news surge detection per ticker: a recent window tested against the ticker's trailing baseline."""
+
+    window_s: int = Field(300, ge=60, description="the recent window, in event time")
+    baseline_s: int = Field(3600, ge=60, description="the trailing baseline before the window")
+    min_negative: int = Field(8, ge=1, description="at least this many negative items in the window")
+    min_share: float = Field(0.5, gt=0, le=1, description="and at least this share of the window's items")
+    max_p_value: float = Field(1e-6, gt=0, lt=1, description="and this unlikely under the baseline's share")
+    prior_share: float = Field(0.3, gt=0, lt=1, description="negative share assumed before a ticker has history")
+    prior_weight: int = Field(50, ge=1, description="how many items the prior counts for in the baseline")
 
 
 class ModelSettings(Section):
@@ -125,6 +141,7 @@ class Settings(BaseSettings):
     models: ModelSettings = ModelSettings()
     batching: BatchingSettings = BatchingSettings()
     local: LocalStackSettings = LocalStackSettings()
+    surge: SurgeSettings = SurgeSettings()
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(6066, ge=1, le=65535)
     worker_id: str = "lepton-worker"

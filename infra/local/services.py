@@ -75,7 +75,7 @@ class Kafka:
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.local.kafka_port}", "log_level": 0})
         try:
             metadata = admin.list_topics(timeout=3)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any failure means not healthy yet
             return f"metadata request failed: {error}"
         return None if metadata.brokers else "no broker in metadata"
 
@@ -130,14 +130,14 @@ class Search:
         """None when the cluster is yellow or green."""
         try:
             status = http_json(f"{self.url}/_cluster/health")["status"]
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any failure means not healthy yet
             return f"cluster health request failed: {error}"
         return None if status in ("yellow", "green") else f"cluster status is {status}"
 
     def version(self) -> str:
         try:
             info = http_json(self.url)["version"]
-        except Exception:
+        except Exception:  # noqa: BLE001 - version is informative only
             return "?"
         return f"{info.get('distribution', 'elasticsearch')} {info['number']}"
 
@@ -201,7 +201,7 @@ class Prometheus:
         try:
             with urllib.request.urlopen(f"{self.url}/-/ready", timeout=3) as response:
                 return None if response.status == 200 else f"/-/ready answered {response.status}"
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - any failure means not healthy yet
             return f"/-/ready failed: {error}"
 
     def version(self) -> str:

@@ -53,7 +53,7 @@ def up(settings: Settings, only: list[str] | None = None, report: Callable[[str]
                    f"{service.ports[0]}; using it")
             continue
         if process.pid() is None:
-            report(f"{service.name}: preparing (first run downloads artifacts)...")
+            report(f"{service.name}: preparing (the first run downloads artifacts)...")
             service.prepare()
             pid = process.start(service.command(), service.ports)
             report(f"{service.name}: started (pid {pid}), waiting for health (up to {timeout:.0f} s)...")

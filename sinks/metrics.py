@@ -1,0 +1,79 @@
+"""Every Prometheus metric of lepton-streams, in one place, on the default prometheus_client registry.
+
+Labels stay bounded: `model` is a model name, `stream` a topic name, `error_type` an exception class name,
+`status` an HTTP status, `type`/`severity` the alert kind. Durations are in seconds (GUIDE.md).
+Workers expose them with `serve_metrics`; tests read them with `REGISTRY.get_sample_value`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+
+__all__ = [
+    "ALERTS",
+    "BATCH_INFERENCE_SECONDS",
+    "BATCH_QUEUE_WAIT_SECONDS",
+    "BATCH_SIZE",
+    "DOCS_INDEXED",
+    "EVENTS_CONSUMED",
+    "EVENTS_DEADLETTERED",
+    "EVENTS_SCORED",
+    "REGISTRY",
+    "SINK_BACKPRESSURE",
+    "SINK_BULK_SECONDS",
+    "SINK_ITEM_FAILURES",
+    "serve_metrics",
+]
+
+# Powers of two up to the largest allowed max_batch_size (BatchingSettings).
+BATCH_SIZE_BUCKETS = tuple(float(2**i) for i in range(13))
+# Sub-millisecond to seconds: the batcher waits max_wait_ms (default 10 ms), more when the model is behind.
+QUEUE_WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# One device batch: about a millisecond on a GPU, up to seconds for a large batch on a small CPU.
+INFERENCE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# One bulk request to the search engine, retries included.
+BULK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+BATCH_SIZE = Histogram(
+    "lepton_batch_size",
+    "Inputs per device batch run by the dynamic batcher.",
+    ["model"],
+    buckets=BATCH_SIZE_BUCKETS,
+)
+BATCH_QUEUE_WAIT_SECONDS = Histogram(
+    "lepton_batch_queue_wait_seconds",
+    "How long the oldest input of a batch waited in the batcher queue.",
+    ["model"],
+    buckets=QUEUE_WAIT_BUCKETS,
+)
+BATCH_INFERENCE_SECONDS = Histogram(
+    "lepton_batch_inference_seconds",
+    "Time the model function took for one device batch.",
+    ["model"],
+    buckets=INFERENCE_BUCKETS,
+)
+EVENTS_CONSUMED = Counter("lepton_events_consumed_total", "Events read from an input topic.", ["stream"])
+EVENTS_SCORED = Counter("lepton_events_scored_total", "Events scored by a model.", ["stream"])
+EVENTS_DEADLETTERED = Counter(
+    "lepton_events_deadlettered_total",
+    "Events sent to the dead-letter topic, by error type.",
+    ["stream", "error_type"],
+)
+SINK_BULK_SECONDS = Histogram(
+    "lepton_sink_bulk_seconds",
+    "Duration of one bulk write to the search engine, retries included.",
+    buckets=BULK_BUCKETS,
+)
+SINK_ITEM_FAILURES = Counter(
+    "lepton_sink_item_failures_total", "Bulk items the search engine rejected, by HTTP status.", ["status"]
+)
+SINK_BACKPRESSURE = Gauge(
+    "lepton_sink_backpressure", "1 while the search sink is waiting out an outage (consumption paused)."
+)
+DOCS_INDEXED = Counter("lepton_documents_indexed_total", "Documents written to the search engine, by kind.", ["kind"])
+ALERTS = Counter("lepton_alerts_total", "Alerts published, by alert type and severity.", ["type", "severity"])
+
+
+def serve_metrics(host: str, port: int) -> None:
+    """Expose the default registry on http://host:port/metrics from a background thread."""
+    start_http_server(port, addr=host)

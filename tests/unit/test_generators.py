@@ -1,0 +1,127 @@
+"""Generators: deterministic per seed, always valid, scenarios present, ground truth kept out of events."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from streams.decoding import Decoder
+from streams.events import DeadLetter
+from streams.generators import GENERATORS, build_catalog, make_generator
+from streams.generators.transactions import CITIES, distance_km
+from streams.settings import Settings
+
+START = datetime.now(UTC) - timedelta(hours=6)
+DECODER = Decoder(Settings(), pii_key=b"unit-test-key-0123456789abcdef")
+
+
+def take(kind: str, n: int, seed: int = 1, **options: object) -> list:
+    return list(itertools.islice(make_generator(kind, seed=seed, start=START, **options), n))
+
+
+@pytest.mark.parametrize("kind", list(GENERATORS))
+def test_same_seed_same_events_other_seed_other_events(kind: str) -> None:
+    first, again, other = take(kind, 300), take(kind, 300), take(kind, 300, seed=2)
+    assert first == again
+    assert [g.record for g in first] != [g.record for g in other]
+
+
+@pytest.mark.parametrize("kind", list(GENERATORS))
+def test_every_generated_event_is_valid_and_in_time_order(kind: str) -> None:
+    generated = take(kind, 3000)
+    times = []
+    for item in generated:
+        result = DECODER.decode(json.dumps(item.record).encode(), topic=kind)
+        assert not isinstance(result, DeadLetter), result.reason
+        times.append(item.record.get("ts") or item.record.get("published_at") or item.record["updated_at"])
+    assert times == sorted(times)
+
+
+@pytest.mark.parametrize("kind", list(GENERATORS))
+def test_truth_never_travels_in_events(kind: str) -> None:
+    for item in take(kind, 2000, **({"fraud_rate": 0.2} if kind == "transactions" else {})):
+        assert not {"label", "is_fraud", "scenario", "next_item_id", "user_preferences", "change"} & set(item.record)
+
+
+def test_fraud_scenarios_are_mixed_in_at_about_the_requested_rate() -> None:
+    generated = take("transactions", 40_000, fraud_rate=0.05)
+    scenarios = Counter(item.truth["scenario"] for item in generated if item.truth["is_fraud"])
+    assert {"card_testing", "account_takeover", "impossible_travel", "night_spree"} <= set(scenarios)
+    assert 0.025 < sum(scenarios.values()) / len(generated) < 0.07
+    testing = [item.record for item in generated if item.truth["scenario"] == "card_testing"]
+    assert max(record["amount"] for record in testing) < 3 and {r["channel"] for r in testing} == {"online"}
+    assert all(item.truth["card_ref"].startswith("card-") for item in generated)
+
+
+def test_impossible_travel_is_far_and_fast() -> None:
+    generated = take("transactions", 60_000, fraud_rate=0.1)
+    by_card: dict[str, list[dict]] = {}
+    for item in generated:
+        by_card.setdefault(item.record["card_number"], []).append(item.record | item.truth)
+    cities = {(c[1], round(c[2], 1)): (c[2], c[3]) for c in CITIES}
+    checked = 0
+    for events in by_card.values():
+        for before, after in itertools.pairwise(events):
+            if after["scenario"] == "impossible_travel" and before.get("lat") is not None:
+                minutes = (datetime.fromisoformat(after["ts"]) - datetime.fromisoformat(before["ts"])).seconds / 60
+                km = distance_km((before["lat"], before["lon"]), (after["lat"], after["lon"]))
+                checked += 1
+                assert km / max(minutes / 60, 1e-6) > 1000  # faster than any airliner
+    assert checked and cities
+
+
+def test_negative_surge_about_one_ticker() -> None:
+    generated = take("news", 400, rate_per_s=2.0, surge_ticker="QFL", surge_at_s=10, surge_duration_s=30)
+    surge = [item for item in generated if item.truth["scenario"] == "surge"]
+    assert len(surge) == 20 and all(item.record["tickers"] == ["QFL"] for item in surge)
+    assert all(item.truth["label"] == "negative" for item in surge)
+    first = datetime.fromisoformat(surge[0].record["published_at"])
+    assert timedelta(seconds=9) < first - START < timedelta(seconds=11)
+    assert Counter(item.truth["label"] for item in generated).keys() == {"negative", "neutral", "positive"}
+    with pytest.raises(ValueError, match="unknown ticker"):
+        take("news", 1, surge_ticker="NOPE")
+
+
+def test_clicks_follow_latent_preferences_and_use_catalog_items() -> None:
+    catalog = {item.item_id: item.category for item in build_catalog(1)}
+    generated = take("clicks", 20_000)
+    assert {item.record["item_id"] for item in generated} <= set(catalog)
+    prefs = {
+        item.truth["user_id"]: item.truth["user_preferences"] for item in generated if "user_preferences" in item.truth
+    }
+    assert len(prefs) > 100
+    hits = total = 0
+    for item in generated:
+        top = max(prefs[item.record["user_id"]].items(), key=lambda kv: kv[1])[0]
+        hits += catalog[item.record["item_id"]] == top
+        total += 1
+    assert hits / total > 0.35  # ten categories: chance would be about 0.1
+    actions = Counter(item.record["action"] for item in generated)
+    assert actions["view"] > actions["click"] > actions["add_to_cart"] > actions["purchase"] > 0
+
+
+def test_catalog_emits_every_item_then_updates_and_deletions() -> None:
+    generated = take("catalog", 1500, n_items=500)
+    assert [item.record["item_id"] for item in generated[:500]] == [f"item-{i:05d}" for i in range(500)]
+    changes = Counter(item.truth["change"] for item in generated[500:])
+    assert changes["updated"] > 0 and changes["deleted"] > 0
+
+
+def test_generate_command_writes_events_and_truth(tmp_path: Path) -> None:
+    from streams.cli import app
+
+    out, truth = tmp_path / "txn.jsonl", tmp_path / "truth.jsonl"
+    result = CliRunner().invoke(
+        app, ["generate", "transactions", "--count", "500", "--seed", "3", "--out", str(out), "--truth-out", str(truth)]
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    truths = [json.loads(line) for line in truth.read_text().splitlines()]
+    assert len(records) == len(truths) == 500 and [r["id"] for r in records] == [t["id"] for t in truths]
+    assert "4" not in "".join(t["card_ref"][0] for t in truths)  # truth has card references, not numbers
