@@ -6,10 +6,8 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: demo test setup up down status lint unit schemas
 
-demo: setup  ## set up, start the local stack and run the demo pipeline
-	$(LEPTON) up
-	$(LEPTON) topics create
-	$(LEPTON) status
+demo: setup  ## set up, start the local stack and run the demo pipeline (live progress, then a summary)
+	$(LEPTON) demo
 
 test: setup  ## set up, start the local stack, run every test tier, stop the stack
 	bash infra/local/test.sh

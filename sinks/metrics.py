@@ -18,6 +18,8 @@ __all__ = [
     "EVENTS_CONSUMED",
     "EVENTS_DEADLETTERED",
     "EVENTS_SCORED",
+    "ITEM_INDEX_ITEMS",
+    "MODEL_SCORES",
     "REGISTRY",
     "SINK_BACKPRESSURE",
     "SINK_BULK_SECONDS",
@@ -71,6 +73,13 @@ SINK_BACKPRESSURE = Gauge(
     "lepton_sink_backpressure", "1 while the search sink is waiting out an outage (consumption paused)."
 )
 DOCS_INDEXED = Counter("lepton_documents_indexed_total", "Documents written to the search engine, by kind.", ["kind"])
+ITEM_INDEX_ITEMS = Gauge("lepton_item_index_items", "Live catalog items in the recommender's item index.")
+MODEL_SCORES = Histogram(
+    "lepton_model_score",
+    "Scores the models gave (sentiment in [-1, 1], fraud in [0, 1]); watch for drift.",
+    ["model"],
+    buckets=tuple(round(-1 + i / 10, 1) for i in range(21)),
+)
 ALERTS = Counter("lepton_alerts_total", "Alerts published, by alert type and severity.", ["type", "severity"])
 
 

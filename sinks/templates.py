@@ -29,6 +29,29 @@ MAPPINGS: dict[str, dict[str, Any]] = {
         "tickers": {"type": "keyword"},
         "source": {"type": "keyword"},
     },
+    "transactions": {
+        **SCORED,
+        "card_token": {"type": "keyword"},
+        "amount": {"type": "float"},
+        "currency": {"type": "keyword"},
+        "merchant_id": {"type": "keyword"},
+        "mcc": {"type": "keyword"},
+        "country": {"type": "keyword"},
+        "channel": {"type": "keyword"},
+        "fraud_score": {"type": "float"},
+        "decision": {"type": "keyword"},
+        "reasons": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 256}}},
+        "features": {"type": "object", "dynamic": True},
+    },
+    "recommendations": {
+        **SCORED,
+        "user_id": {"type": "keyword"},
+        "session_id": {"type": "keyword"},
+        "trigger_item_id": {"type": "keyword"},
+        "items": {"properties": {"item_id": {"type": "keyword"}, "score": {"type": "float"},
+                                 "rank": {"type": "integer"}}},
+        "updated_at": {"type": "date"},
+    },
     "alerts": {
         "alert_id": {"type": "keyword"},
         "kind": {"type": "keyword"},
@@ -49,11 +72,14 @@ def monthly_index(prefix: str, kind: str, when: datetime) -> str:
     return f"{prefix}-{kind}-{when:%Y.%m}"
 
 
+UNDATED = {"recommendations"}  # one document per user, upserted: a single index, not one per month
+
+
 def templates(prefix: str) -> dict[str, dict[str, Any]]:
-    """Template name -> body, for `<prefix>-<kind>-*`."""
+    """Template name -> body, for `<prefix>-<kind>-*` (monthly) or `<prefix>-<kind>` (undated)."""
     return {
         f"{prefix}-{kind}": {
-            "index_patterns": [f"{prefix}-{kind}-*"],
+            "index_patterns": [f"{prefix}-{kind}" if kind in UNDATED else f"{prefix}-{kind}-*"],
             "priority": 100,
             "template": {
                 "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"},

@@ -22,16 +22,28 @@ err_console = Console(stderr=True)
 def _register() -> None:
     """Attach the command groups; imports stay light so `lepton --help` is quick."""
     from infra.local.cli import register as register_stack
+    from models.fraud_cli import register as register_fraud
+    from models.recs_cli import register as register_recs
+    from models.sentiment_cli import register as register_sentiment
+    from streams.bench import register as register_bench
     from streams.deadletter_cli import register as register_deadletter
+    from streams.demo import register as register_demo
     from streams.produce_cli import register as register_produce
     from streams.schemas import register as register_schemas
     from streams.topics_cli import register as register_topics
+    from streams.worker_cli import register as register_worker
 
     register_stack(app)
+    register_fraud(app)
     register_topics(app)
+    register_worker(app)
     register_produce(app)
     register_deadletter(app)
     register_schemas(app)
+    register_demo(app)
+    register_bench(app)
+    register_recs(app)
+    register_sentiment(app)
 
 
 _register()

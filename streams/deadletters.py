@@ -3,58 +3,21 @@
 from __future__ import annotations
 
 import base64
-import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pydantic import ValidationError
 
 from streams.decoding import Decoder
-from streams.errors import ProduceError
 from streams.events import DeadLetter
 from streams.producer import EventProducer
 from streams.settings import Settings, get_settings
+from streams.topics import read_records
 
 
 def read_topic(settings: Settings, topic: str, last: int | None = None, timeout_s: float = 10.0) -> list[bytes]:
     """Values currently in `topic` (all, or the `last` per partition), read without a consumer group commit."""
-    consumer = Consumer(
-        settings.kafka.confluent_config()
-        | {"group.id": f"lepton-deadletter-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}
-    )
-    try:
-        try:
-            metadata = consumer.list_topics(topic, timeout=timeout_s)
-        except KafkaException as error:
-            raise ProduceError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {error.args[0]}") from None
-        info = metadata.topics.get(topic)
-        if info is None or info.error is not None or not info.partitions:
-            return []
-        ends: dict[int, int] = {}
-        assignment = []
-        for partition in sorted(info.partitions):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
-            if high > low:
-                start = low if last is None else max(low, high - last)
-                ends[partition] = high
-                assignment.append(TopicPartition(topic, partition, start))
-        if not assignment:
-            return []
-        consumer.assign(assignment)
-        values: list[bytes] = []
-        deadline = time.monotonic() + timeout_s
-        while ends and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error() is not None:
-                continue
-            values.append(message.value() or b"")
-            if message.offset() + 1 >= ends.get(message.partition(), 0):
-                ends.pop(message.partition(), None)
-        return values
-    finally:
-        consumer.close()
+    return [record.value or b"" for record in read_records(settings, topic, last, timeout_s)]
 
 
 def parse_letters(values: list[bytes]) -> tuple[list[DeadLetter], int]:

@@ -76,6 +76,9 @@ class EventProducer:
             **self.settings.kafka.confluent_config(),
             "enable.idempotence": True,
             "acks": "all",
+            # Java-compatible key hashing, as the workers' Kafka client uses: a key's partition is the same
+            # for the input topic and the workers' table changelogs, so per-key state stays with its worker.
+            "partitioner": "murmur2_random",
             "linger.ms": 5,
             "compression.type": "lz4",
             "message.timeout.ms": 30_000,

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -90,10 +90,25 @@ class SurgeSettings(Section):
     window_s: int = Field(300, ge=60, description="the recent window, in event time")
     baseline_s: int = Field(3600, ge=60, description="the trailing baseline before the window")
     min_negative: int = Field(8, ge=1, description="at least this many negative items in the window")
-    min_share: float = Field(0.5, gt=0, le=1, description="and at least this share of the window's items")
-    max_p_value: float = Field(1e-6, gt=0, lt=1, description="and this unlikely under the baseline's share")
+    min_share: float = Field(0.4, gt=0, le=1, description="and at least this share of the window's items")
+    max_p_value: float = Field(1e-5, gt=0, lt=1, description="and this unlikely under the baseline's share")
     prior_share: float = Field(0.3, gt=0, lt=1, description="negative share assumed before a ticker has history")
     prior_weight: int = Field(50, ge=1, description="how many items the prior counts for in the baseline")
+
+
+class FraudSettings(Section):
+    """Fraud decisions from the calibrated score: approve below review, block at or above block."""
+
+    review_threshold: float = Field(0.5, gt=0, lt=1, description="score at or above which a human reviews")
+    block_threshold: float = Field(0.9, gt=0, le=1, description="score at or above which the card is blocked")
+    alert_budget: float = Field(0.005, ge=0, le=1, description="most legitimate traffic allowed to raise alerts")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FraudSettings:
+        """Blocking needs at least as much evidence as a review."""
+        if self.block_threshold < self.review_threshold:
+            raise ValueError("fraud.block_threshold must be >= fraud.review_threshold")
+        return self
 
 
 class ModelSettings(Section):
@@ -110,6 +125,35 @@ class BatchingSettings(Section):
     max_wait_ms: float = Field(10.0, ge=0)
     take_max: int = Field(64, ge=1)
     take_within_s: float = Field(0.2, gt=0)
+
+
+class RecsSettings(Section):
+    """Recommendations: per-user interest decay and action weights, top-K, popularity prior, publishing rate."""
+
+    top_k: int = Field(10, ge=1, le=1000)
+    half_life_s: float = Field(21_600.0, gt=0, description="event-time half-life of a user's interest vector")
+    weight_view: float = Field(1.0, gt=0)
+    weight_click: float = Field(1.25, gt=0)
+    weight_add_to_cart: float = Field(1.5, gt=0)
+    weight_purchase: float = Field(2.0, gt=0, description="must exceed weight_view")
+    recent_items: int = Field(20, ge=0, le=1000, description="recently seen items kept per user (excluded)")
+    purchased_items: int = Field(50, ge=0, le=1000, description="purchased items kept per user (excluded)")
+    cold_start_interactions: float = Field(2.0, gt=0, description="cold-start blend c / (c + user evidence)")
+    popularity_weight: float = Field(0.9, ge=0, description="popularity prior weight for every user")
+    popularity_window_s: float = Field(3600.0, gt=0, description="event-time window of the popularity counts")
+    popularity_buckets: int = Field(12, ge=1, le=1000, description="time buckets the window is kept in")
+    publish_interval_s: float = Field(10.0, ge=0, description="at most one topic message per user per interval")
+
+    @model_validator(mode="after")
+    def _purchases_outweigh_views(self) -> RecsSettings:
+        """A purchase says more about interest than a view."""
+        if self.weight_purchase <= self.weight_view:
+            raise ValueError("recs.weight_purchase must be greater than recs.weight_view")
+        return self
+
+    def action_weight(self, action: str) -> float:
+        """How much one event of `action` adds to the interest vector."""
+        return float(getattr(self, f"weight_{action}"))
 
 
 class LocalStackSettings(Section):
@@ -142,9 +186,17 @@ class Settings(BaseSettings):
     batching: BatchingSettings = BatchingSettings()
     local: LocalStackSettings = LocalStackSettings()
     surge: SurgeSettings = SurgeSettings()
+    fraud: FraudSettings = FraudSettings()
+    recs: RecsSettings = RecsSettings()
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(6066, ge=1, le=65535)
     worker_id: str = "lepton-worker"
+    pipelines: str = Field("sentiment,fraud,recs", pattern=r"^(sentiment|fraud|recs)(,(sentiment|fraud|recs))*$",
+                           description="the pipelines this worker runs, comma-separated")
+
+    def runs(self, pipeline: str) -> bool:
+        """Whether this worker runs the named pipeline."""
+        return pipeline in self.pipelines.split(",")
     mode: Literal["development", "production"] = "development"
     pii_key: SecretStr | None = None  # HMAC key for card tokens; required in production (streams/pii.py)
 

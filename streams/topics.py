@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from dataclasses import dataclass
 
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from streams.batch_io import Record
 from streams.errors import ServiceError
 from streams.settings import Settings
 
@@ -82,3 +86,39 @@ def list_topics(settings: Settings, timeout_s: float = 30.0) -> list[TopicSpec]:
         for resource, future in admin.describe_configs(resources).items()
     }
     return [TopicSpec(name, len(metadata.topics[name].partitions), policies[name]) for name in names]
+
+
+def read_records(settings: Settings, topic: str, last: int | None = None, timeout_s: float = 10.0) -> list[Record]:
+    """The records now in `topic` (all, or the `last` per partition), read without joining a consumer group."""
+    consumer = Consumer(settings.kafka.confluent_config()
+                        | {"group.id": f"lepton-reader-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
+    try:
+        try:
+            info = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        except KafkaException as error:
+            raise ServiceError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {error.args[0]}") from None
+        if info is None or info.error is not None or not info.partitions:
+            return []
+        ends: dict[int, int] = {}
+        assignment = []
+        for partition in sorted(info.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
+            if high > low:
+                ends[partition] = high
+                assignment.append(TopicPartition(topic, partition, low if last is None else max(low, high - last)))
+        if not assignment:
+            return []
+        consumer.assign(assignment)
+        records: list[Record] = []
+        deadline = time.monotonic() + timeout_s + len(assignment)
+        while ends and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            records.append(Record(message.topic(), message.partition(), message.offset(), message.key(),
+                                  message.value()))
+            if message.offset() + 1 >= ends.get(message.partition(), 0):
+                ends.pop(message.partition(), None)
+        return records
+    finally:
+        consumer.close()

@@ -31,6 +31,18 @@ def list_() -> None:
     console.print(table)
 
 
+@topics_app.command("tail")
+def tail(
+    topic: str = typer.Argument(..., help="Topic to read, e.g. transactions or alerts.sentiment."),
+    last: int = typer.Option(10, "-n", "--last", min=1, help="How many of the newest messages per partition."),
+) -> None:
+    """Print a topic's newest messages, one value per line (like `kcat -C -o -N -e`)."""
+    from streams.deadletters import read_topic
+
+    for value in read_topic(get_settings(), topic, last=last):
+        typer.echo(value.decode(errors="replace"))
+
+
 def register(app: typer.Typer) -> None:
     """Add `topics` to the root app."""
     app.add_typer(topics_app, name="topics")

@@ -7,9 +7,9 @@ the Kafka topic/partition/offset it came from (GUIDE.md contracts).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from streams.events.base import Identifier, OutputDoc, Probability, UtcTime
 
@@ -54,7 +54,11 @@ class SentimentDoc(ScoredDoc):
 
 
 class FraudDoc(ScoredDoc):
-    """Fraud score of one transaction (card token only: card numbers are never written)."""
+    """Fraud score of one transaction (card token only: card numbers are never written).
+
+    `decision` follows the configured thresholds (settings.fraud); `flagged` is true exactly when the decision
+    is review or block (then an alert is raised). A caller that gives only `flagged` gets review or approve.
+    """
 
     card_token: str
     amount: float
@@ -64,8 +68,29 @@ class FraudDoc(ScoredDoc):
     country: str
     channel: str
     fraud_score: Probability
-    flagged: bool = Field(description="fraud_score >= the alert threshold")
+    decision: Literal["approve", "review", "block"] = Field(
+        description="approve below the review threshold, block at or above the block threshold, else review"
+    )
+    flagged: bool = Field(description="decision is review or block (an alert was raised)")
+    reasons: Annotated[list[str], Field(max_length=3)] = Field(
+        default_factory=list, description="up to three reasons in words, strongest first"
+    )
     features: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _decision_from_flag(cls, data: Any) -> Any:
+        """Older callers set only `flagged`: derive the decision from it."""
+        if isinstance(data, dict) and "decision" not in data and "flagged" in data:
+            data = {**data, "decision": "review" if data["flagged"] else "approve"}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        """`flagged` and `decision` never disagree."""
+        if self.flagged != (self.decision != "approve"):
+            raise ValueError("flagged must be true exactly when decision is review or block")
+        return self
 
 
 class Recommendation(OutputDoc):
@@ -77,12 +102,16 @@ class Recommendation(OutputDoc):
 
 
 class RecommendationDoc(ScoredDoc):
-    """Top-K items for a user after one click event (event_id is the click's id)."""
+    """A user's current top-K, upserted under the user's id: one document per user.
+
+    The event fields (event_id, event_time, topic/partition/offset) name the click that last refreshed it.
+    """
 
     user_id: Identifier
     session_id: Identifier
     trigger_item_id: Identifier
     items: list[Recommendation]
+    updated_at: UtcTime = Field(description="when these recommendations were computed")
 
 
 class Alert(OutputDoc):

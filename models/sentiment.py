@@ -1,0 +1,152 @@
+"""News sentiment: the shared MiniLM's bottom layers, then our fine-tuned top layers and a 3-way linear head.
+
+Output per text: bearish / neutral / bullish, the three probabilities, and score = P(bullish) - P(bearish).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.encoder import Batch, Encoder, additive_mask, get_encoder, mean_pool, run_layers
+from streams.errors import ConfigurationError, ModelArtifactError
+
+# Logit order is the dataset's label ids: 0 bearish, 1 bullish, 2 neutral.
+LABELS: tuple[str, str, str] = ("bearish", "bullish", "neutral")
+BEARISH, BULLISH, NEUTRAL = 0, 1, 2
+WEIGHTS_FILE = "weights.safetensors"
+META_FILE = "meta.json"
+PREDICT_CHUNK = 128
+
+
+def default_artifact_dir() -> Path:
+    """models/artifacts/sentiment under the configured models dir."""
+    from streams.settings import get_settings
+
+    return get_settings().models.dir / "sentiment"
+
+
+@dataclass(frozen=True)
+class SentimentResult:
+    """One scored text: the label, its probabilities, a score in [-1, 1], and the model that said so."""
+
+    label: str
+    probabilities: dict[str, float]
+    score: float
+    model: str
+    version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return asdict(self)
+
+
+class SentimentHead(nn.Module):
+    """Top transformer layers (trainable copies), mean pooling, dropout and a linear layer to 3 logits."""
+
+    def __init__(self, top_layers: list[nn.Module], hidden_size: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(top_layers)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, len(LABELS))
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits [batch, 3] from the frozen layers' token vectors and the 0/1 attention mask."""
+        hidden = run_layers(self.layers, hidden, additive_mask(attention_mask, hidden.dtype))
+        return self.classifier(self.dropout(mean_pool(hidden, attention_mask)))
+
+
+def new_head(encoder: Encoder, frozen_layers: int, dropout: float = 0.1) -> SentimentHead:
+    """A head whose top layers start as copies of the encoder's layers [frozen_layers, end)."""
+    if not 0 <= frozen_layers < encoder.num_layers:
+        raise ConfigurationError(f"frozen_layers must be in [0, {encoder.num_layers - 1}], got {frozen_layers}")
+    top = [copy.deepcopy(layer) for layer in encoder.layers[frozen_layers:]]
+    head = SentimentHead(top, encoder.model.config.hidden_size, dropout)
+    head.requires_grad_(True)  # the copies inherit the frozen encoder's requires_grad=False
+    return head.to(device=encoder.device, dtype=torch.float32)
+
+
+def results_from_probabilities(probs: torch.Tensor, model: str, version: str) -> list[SentimentResult]:
+    """Turn [n, 3] probabilities (dataset label order) into results; the score is clipped to [-1, 1]."""
+    rows = probs.detach().float().cpu().tolist()
+    results = []
+    for row in rows:
+        best = max(range(len(LABELS)), key=row.__getitem__)
+        score = min(1.0, max(-1.0, row[BULLISH] - row[BEARISH]))
+        probabilities = {name: row[i] for i, name in enumerate(LABELS)}
+        results.append(SentimentResult(LABELS[best], probabilities, score, model, version))
+    return results
+
+
+class SentimentModel:
+    """Synchronous, thread-safe scorer: `predict(texts)` is what the dynamic batcher calls from its thread."""
+
+    def __init__(self, encoder: Encoder, head: SentimentHead, meta: dict[str, Any], quantize: bool = False) -> None:
+        self.encoder = encoder
+        self.meta = meta
+        self.name: str = meta["model_name"]
+        self.version: str = meta["version"]
+        self.frozen_layers: int = int(meta["frozen_layers"])
+        self.quantized = quantize
+        self._bottom: nn.Module = encoder.model
+        head = head.to(device=encoder.device, dtype=encoder.dtype).eval()
+        if quantize:
+            if encoder.device.type != "cpu":
+                raise ConfigurationError("The int8 path is CPU-only; set LEPTON_MODELS__DEVICE=cpu.")
+            # quantize_dynamic copies: the shared encoder itself stays fp32 for its other users.
+            self._bottom = torch.ao.quantization.quantize_dynamic(encoder.model, {nn.Linear}, dtype=torch.qint8)
+            head = torch.ao.quantization.quantize_dynamic(head, {nn.Linear}, dtype=torch.qint8)
+        self.head = head
+        self._lock = threading.Lock()  # one batch at a time keeps CPU threads from oversubscribing
+
+    @classmethod
+    def load(cls, path: Path | None = None, device: str | None = None, quantize: bool = False) -> SentimentModel:
+        """Load the artifact folder (weights.safetensors + meta.json) on top of the shared encoder."""
+        from safetensors.torch import load_file
+
+        path = path or default_artifact_dir()
+        meta_path, weights_path = path / META_FILE, path / WEIGHTS_FILE
+        if not meta_path.is_file() or not weights_path.is_file():
+            raise ModelArtifactError(
+                f"No sentiment artifact in {path}; run `lepton train sentiment --data tfns_train.csv`."
+            )
+        meta = json.loads(meta_path.read_text())
+        encoder = get_encoder("cpu" if quantize and device in (None, "auto") else device)
+        head = new_head(encoder, int(meta["frozen_layers"]), float(meta.get("dropout", 0.1)))
+        state = {key: value.float() for key, value in load_file(str(weights_path)).items()}
+        missing, unexpected = head.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ModelArtifactError(f"{weights_path} does not match the model: missing {missing}, extra {unexpected}")
+        return cls(encoder, head, meta, quantize=quantize)
+
+    @property
+    def version_tag(self) -> str:
+        """The version, with `+int8` when the quantised path is active."""
+        return f"{self.version}+int8" if self.quantized else self.version
+
+    @torch.inference_mode()
+    def _probabilities(self, batch: Batch) -> torch.Tensor:
+        hidden = self.encoder.hidden_states(batch, stop=self.frozen_layers, model=self._bottom)
+        return torch.softmax(self.head(hidden, batch.attention_mask).float(), dim=-1)
+
+    def probabilities(self, texts: list[str]) -> torch.Tensor:
+        """[n, 3] float32 probabilities on the CPU, in dataset label order (bearish, bullish, neutral)."""
+        if not texts:
+            return torch.empty((0, len(LABELS)))
+        parts = []
+        with self._lock:
+            for start in range(0, len(texts), PREDICT_CHUNK):
+                batch = self.encoder.tokenize(texts[start : start + PREDICT_CHUNK])
+                parts.append(self._probabilities(batch).cpu())
+        return torch.cat(parts)
+
+    def predict(self, texts: list[str]) -> list[SentimentResult]:
+        """Score a list of texts, results in input order."""
+        return results_from_probabilities(self.probabilities(list(texts)), self.name, self.version_tag)

@@ -1,0 +1,187 @@
+"""The Faust app of a worker process, built by a function (nothing happens at import time).
+
+One worker holds one `Runtime`: the shared encoder, one dynamic batcher per model, the search sink and the
+Kafka publisher. Agents read micro-batches (`take_events`), hand them to their pipeline, and Faust acks
+(and later commits) a batch's offsets only after the pipeline returned, that is after its documents,
+alerts and dead letters are durable. Agent concurrency is 1: scale by partitions and worker processes.
+`LEPTON_PIPELINES` chooses which pipelines a worker runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from sinks.search import connect
+from sinks.search_sink import SearchSink
+from streams.batch_io import Record
+from streams.decoding import Decoder
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """The per-process resources every agent shares; started once, on the first agent's demand."""
+
+    def __init__(self, settings: Settings, app: faust.App) -> None:
+        self.settings = settings
+        self.app = app
+        self.decoder = Decoder(settings)
+        self._started: asyncio.Task[None] | None = None
+        self.sink: SearchSink | None = None
+        self.pipelines: dict[str, Any] = {}
+        self._batchers: list[Any] = []
+        self.user_states: Any = None  # the Faust table of user interests (recs)
+        self.card_states: Any = None  # the Faust table of per-card state (fraud)
+
+    @property
+    def started(self) -> bool:
+        """True once every model, batcher and the sink are up."""
+        return self._started is not None and self._started.done() and self._started.exception() is None
+
+    async def ready(self) -> None:
+        """Start everything once; concurrent callers wait for the same start."""
+        if self._started is None:
+            self._started = asyncio.ensure_future(self._start())
+        await self._started
+
+    async def _start(self) -> None:
+        s = self.settings
+        self.sink = SearchSink(await asyncio.to_thread(connect, s.search), s.search)
+        await self.sink.start()
+        if s.runs("sentiment"):
+            await self._start_sentiment()
+        if s.runs("fraud"):
+            await self._start_fraud()
+        if s.runs("recs"):
+            await self._start_recs()
+
+    async def _start_sentiment(self) -> None:
+        from models.sentiment import SentimentModel
+        from streams.sentiment_pipeline import SentimentPipeline
+        from streams.surge import SurgeDetector
+
+        s = self.settings
+        model = await asyncio.to_thread(SentimentModel.load, None, s.models.device)
+        log.info("sentiment model %s %s on %s", model.name, model.version_tag, model.encoder.device)
+        batcher = await self._batcher(model.predict, "sentiment")
+        self.pipelines["sentiment"] = SentimentPipeline(s, self.decoder, batcher.submit, self.sink, self.publish,
+                                                        SurgeDetector(s.surge))
+
+    async def _start_fraud(self) -> None:
+        from models.fraud import FraudModel
+        from streams.fraud_pipeline import FraudPipeline
+
+        model = await asyncio.to_thread(FraudModel.load, None, self.settings.models.device)
+        batcher = await self._batcher(model.score_batch, "fraud")
+        self.pipelines["fraud"] = FraudPipeline(self.settings, self.decoder, batcher.submit, self.sink,
+                                                self.publish, self.card_states)
+
+    async def _start_recs(self) -> None:
+        from models.encoder import get_encoder
+        from models.item_index import ItemIndex, embed_items
+        from models.recs import Popularity
+        from streams.recs_pipeline import CatalogPipeline, ClicksPipeline
+        from streams.topics import read_records
+
+        s = self.settings
+        encoder = await asyncio.to_thread(get_encoder, s.models.device)
+        batcher = await self._batcher(lambda items: list(embed_items(items, encoder)), "encoder")
+        index = ItemIndex(encoder.device)
+        catalog = CatalogPipeline(s, self.decoder, batcher.submit, index, self.publish)
+        # The index lives in memory: rebuild it from the compacted catalog before serving recommendations.
+        records = await asyncio.to_thread(read_records, s, s.topics.catalog, None, 300.0)
+        for start in range(0, len(records), 512):
+            await catalog.process(records[start:start + 512])
+        log.info("item index rebuilt from %d catalog records: %d items", len(records), len(index))
+        self.pipelines["catalog"] = catalog
+        self.pipelines["clicks"] = ClicksPipeline(s, self.decoder, index, Popularity.from_settings(s.recs),
+                                                  self.user_states, self.sink, self.publish)
+
+    async def _batcher(self, fn: Any, name: str) -> Any:
+        from models.batcher import DynamicBatcher
+
+        batcher = DynamicBatcher.from_settings(fn, name=name, batching=self.settings.batching)
+        await batcher.start()
+        self._batchers.append(batcher)
+        return batcher
+
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        """Send one message and wait until the broker has it (acks=all)."""
+        await self.app.producer.send_and_wait(topic, key, value, None, None, None)
+
+    async def stop(self) -> None:
+        """Drain the batchers and close the sink."""
+        for batcher in self._batchers:
+            await batcher.stop()
+        if self.sink is not None:
+            self.sink.close()
+
+
+def _records(events: Any) -> list[Record]:
+    return [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
+            for e in events]
+
+
+def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
+    """The worker's Faust app with its agents and web pages, and the runtime they share."""
+    app = faust.App(
+        settings.worker_id,
+        broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        topic_replication_factor=settings.kafka.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        web_enabled=True,
+        web_bind=settings.metrics_host,
+        web_host=settings.metrics_host,
+        web_port=settings.metrics_port,
+        web_in_thread=True,
+    )
+    runtime = Runtime(settings, app)
+    batching, topics = settings.batching, settings.topics
+
+    def agent(topic: str, partitions: int, pipeline: str) -> None:
+        """One agent: micro-batches of `topic` into the named pipeline, acked once it returns."""
+        source = app.topic(topic, key_type=bytes, value_type=bytes, partitions=partitions)
+
+        async def consume(stream: faust.StreamT) -> None:
+            await runtime.ready()
+            async for events in stream.take_events(batching.take_max, within=batching.take_within_s):
+                await runtime.pipelines[pipeline].process(_records(events))
+
+        app.agent(source, concurrency=1, name=pipeline)(consume)
+
+    if settings.runs("sentiment"):
+        agent(topics.news, topics.news_partitions, "sentiment")
+    if settings.runs("fraud"):
+        runtime.card_states = app.Table("card-state", partitions=topics.transactions_partitions,
+                                        use_partitioner=True)
+        agent(topics.transactions, topics.transactions_partitions, "fraud")
+    if settings.runs("recs"):
+        runtime.user_states = app.Table("user-interest", partitions=topics.clicks_partitions, use_partitioner=True)
+        agent(topics.catalog, topics.catalog_partitions, "catalog")
+        agent(topics.clicks, topics.clicks_partitions, "clicks")
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/ready")
+    async def ready_page(web: Any, request: Any) -> Any:
+        ready = runtime.started
+        return web.json({"ready": ready}, status=200 if ready else 503)
+
+    @app.on_before_shutdown.connect
+    async def _drain(app: faust.App, **_: Any) -> None:
+        await runtime.stop()
+
+    return app, runtime

@@ -1,0 +1,121 @@
+"""`lepton bench sentiment`: raw model, batched pipeline and unbatched pipeline, measured in one run.
+
+All three use the same generated headlines. (a) is the model alone at the configured batch size; (b) and (c)
+run a real worker against the local stack, each on fresh topics, index prefix and consumer group: the clock
+starts when the first headline is produced (the worker is already up, model loaded) and stops when the
+last document is in the index. (c) differs from (b) only by batch size 1 and micro-batches of one event.
+Ratios against the baseline measured in the same run are what to compare across machines.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import timedelta
+from itertools import islice
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sinks.search import connect
+from streams.cli_groups import group
+from streams.errors import ServiceError
+from streams.events import utc_now
+from streams.generators.news import NewsGenerator
+from streams.producer import EventProducer
+from streams.settings import Settings, get_settings
+from streams.topics import admin_client, create_topics
+from streams.worker_process import WorkerProcess, free_port, isolated
+
+console = Console(stderr=True)
+
+
+def headlines(count: int, seed: int = 1) -> list[dict[str, Any]]:
+    """`count` generated news records, back-dated so they all lie in the past."""
+    generator = NewsGenerator(seed=seed, start=utc_now() - timedelta(seconds=count / 2.0 + 60), rate_per_s=2.0)
+    return [record for record, _ in islice(generator, count)]
+
+
+def raw_model_rate(texts: list[str], batch_size: int, device: str) -> tuple[float, str]:
+    """Texts per second of the model alone, batch by batch, after a warm-up batch."""
+    from models.sentiment import SentimentModel
+
+    model = SentimentModel.load(device=device)
+    model.predict(texts[:batch_size])
+    started = time.perf_counter()
+    for start in range(0, len(texts), batch_size):
+        model.predict(texts[start:start + batch_size])
+    return len(texts) / (time.perf_counter() - started), str(model.encoder.device)
+
+
+def pipeline_rate(settings: Settings, records: list[dict[str, Any]], batched: bool, device: str) -> float:
+    """Headlines per second from first produce to last indexed document, through a real worker."""
+    run = uuid.uuid4().hex[:8]
+    s, env = isolated(settings, f"bench{run}", "sentiment")
+    create_topics(s)
+    env["LEPTON_MODELS__DEVICE"] = device
+    if not batched:
+        env |= {"LEPTON_BATCHING__MAX_BATCH_SIZE": "1", "LEPTON_BATCHING__TAKE_MAX": "1"}
+    worker = WorkerProcess(env, settings.local.state_dir / "run" / f"bench-{run}.log", free_port())
+    client = connect(s.search)
+    index = f"{s.search.index_prefix}-news-*"
+    try:
+        worker.start()
+        worker.wait_ready()
+        started = time.perf_counter()
+        with EventProducer(s) as producer:
+            for record in records:
+                producer.send_record("news", record)
+            producer.flush()
+        while client.count(index) < len(records):
+            if not worker.running:
+                raise ServiceError(f"bench worker died:\n{worker.log_tail()}")
+            time.sleep(0.2)
+            client.refresh(index)
+        return len(records) / (time.perf_counter() - started)
+    finally:
+        worker.stop()
+        client.delete_index(f"{s.search.index_prefix}-*")
+        client.close()
+        admin_client(s).delete_topics([s.topics.news, s.topics.alerts_sentiment, s.topics.deadletter])
+
+
+def bench_sentiment(
+    count: int = typer.Option(2000, min=100, help="Headlines per measurement."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
+) -> None:
+    """Raw model vs batched pipeline vs unbatched pipeline, on the same headlines, in one run."""
+    settings = get_settings()
+    records = headlines(count)
+    batch = settings.batching.max_batch_size
+    console.print(f"(a) raw model, batch {batch}, {count} headlines...")
+    raw, used = raw_model_rate([r["headline"] for r in records], batch, device)
+    console.print("(b) pipeline, batched...")
+    batched = pipeline_rate(settings, records, batched=True, device=device)
+    console.print("(c) pipeline, one event per model call...")
+    unbatched = pipeline_rate(settings, records, batched=False, device=device)
+    result = {
+        "raw_model_per_s": round(raw, 1), "pipeline_per_s": round(batched, 1),
+        "unbatched_pipeline_per_s": round(unbatched, 1),
+        "pipeline_vs_raw": round(batched / raw, 3), "batched_vs_unbatched": round(batched / unbatched, 3),
+        "count": count, "batch_size": batch, "device": used,
+    }
+    if json_output:
+        print(json.dumps(result))
+        return
+    table = Table(title="lepton bench sentiment")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `bench sentiment` to the root app."""
+    group(app, "bench", "Measure throughput against a baseline taken in the same run.").command("sentiment")(
+        bench_sentiment)

@@ -1,0 +1,25 @@
+"""`lepton worker`: run one Faust worker process of the pipeline."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+
+def worker(loglevel: str = typer.Option("info", help="debug, info, warning or error.")) -> None:
+    """Run a pipeline worker: consume, score in batches, index, alert (Ctrl-C stops it cleanly)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import faust
+
+    from streams.app import create_app
+    from streams.settings import get_settings
+
+    app, _ = create_app(get_settings())
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+def register(app: typer.Typer) -> None:
+    """Add `worker` to the root app."""
+    app.command()(worker)

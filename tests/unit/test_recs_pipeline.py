@@ -1,0 +1,101 @@
+"""The recommendation pipelines with a fake encoder, sink and publisher: index upkeep, interests, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from models.item_index import ItemIndex, embed_items
+from models.recs import Popularity
+from streams.batch_io import Record
+from streams.decoding import Decoder
+from streams.recs_pipeline import CatalogPipeline, ClicksPipeline
+from streams.settings import RecsSettings, Settings
+from tests.unit.recs_fakes import FakeEncoder
+from tests.unit.test_sentiment_pipeline import FakeSink
+
+KEY = b"k" * 32
+
+
+def catalog_record(offset: int, value: dict | None, key: str) -> Record:
+    return Record("catalog", 0, offset, key.encode(), json.dumps(value).encode() if value is not None else None)
+
+
+def item_json(item_id: str, category: str) -> dict:
+    return {"item_id": item_id, "title": f"{category} thing {item_id}", "description": "nice", "category": category,
+            "price": 12.5}
+
+
+def click_record(offset: int, user: str, item_id: str, action: str = "view", second: int = 0) -> Record:
+    value = {"id": f"c-{offset}", "ts": f"2026-11-02T10:00:{second:02d}Z", "user_id": user, "session_id": "s-1",
+             "item_id": item_id, "action": action}
+    return Record("clicks", 0, offset, user.encode(), json.dumps(value).encode())
+
+
+class Harness:
+    def __init__(self, publish_interval_s: float = 10.0) -> None:
+        self.settings = Settings(recs=RecsSettings(publish_interval_s=publish_interval_s))
+        self.decoder = Decoder(self.settings, pii_key=KEY)
+        self.index = ItemIndex("cpu")
+        self.sent: list[tuple[str, bytes, bytes]] = []
+        self.sink = FakeSink()
+        self.states: dict[str, bytes] = {}
+        encoder = FakeEncoder()
+
+        async def embed(items: list) -> list[torch.Tensor]:
+            return list(embed_items(items, encoder))
+
+        async def publish(topic: str, key: bytes, value: bytes) -> None:
+            self.sent.append((topic, key, value))
+
+        self.catalog = CatalogPipeline(self.settings, self.decoder, embed, self.index, publish)
+        self.clicks = ClicksPipeline(self.settings, self.decoder, self.index, Popularity(3600), self.states,
+                                     self.sink, publish)
+
+
+async def test_catalog_upserts_and_deletes_by_flag_and_tombstone() -> None:
+    h = Harness()
+    categories = ["books", "garden", "books", "garden"]
+    await h.catalog.process([catalog_record(i, item_json(f"item-{i}", c), f"item-{i}")
+                             for i, c in enumerate(categories)])
+    assert len(h.index) == 4
+    outcome = await h.catalog.process([catalog_record(10, {"item_id": "item-0", "deleted": True}, "item-0"),
+                                       catalog_record(11, None, "item-1"),
+                                       catalog_record(12, {"item_id": "oops"}, "oops")])
+    assert set(h.index.ids) == {"item-2", "item-3"}
+    assert outcome.dead_letters == 1
+    assert json.loads(h.sent[0][2])["error_type"] == "validation"
+
+
+async def test_clicks_refresh_recommendations_in_the_users_category() -> None:
+    h = Harness()
+    items = [(f"b-{i}", "books") for i in range(6)] + [(f"g-{i}", "garden") for i in range(6)]
+    await h.catalog.process([catalog_record(i, item_json(item_id, c), item_id) for i, (item_id, c) in enumerate(items)])
+    await h.clicks.process([click_record(i, "user-1", f"g-{i}", "purchase" if i == 2 else "view", i)
+                            for i in range(3)])
+    doc = next(d for d in h.sink.written if d.id == "user-1")
+    recommended = [r["item_id"] for r in doc.body["items"]]
+    assert recommended[:3] == [i for i in recommended if i.startswith("g-")][:3]  # garden first
+    assert not {"g-0", "g-1", "g-2"} & set(recommended)  # seen items are excluded
+    messages = [(k, json.loads(v)) for topic, k, v in h.sent if topic == "recommendations"]
+    assert messages == [(b"user-1", json.loads(json.dumps(doc.body)))]  # topic and index agree
+    state = json.loads(h.states["user-1"])
+    assert state["interactions"] == 3 and state["purchased"] == ["g-2"]
+
+
+async def test_at_most_one_message_per_user_per_interval() -> None:
+    h = Harness(publish_interval_s=3600)
+    await h.catalog.process([catalog_record(0, item_json("b-0", "books"), "b-0"),
+                             catalog_record(1, item_json("b-1", "books"), "b-1")])
+    await h.clicks.process([click_record(0, "user-1", "b-0")])
+    await h.clicks.process([click_record(1, "user-1", "b-1", second=5)])
+    assert len([1 for topic, _, _ in h.sent if topic == "recommendations"]) == 1
+    assert len([d for d in h.sink.written if d.id == "user-1"]) == 2  # the document is still refreshed
+
+
+async def test_malformed_click_is_dead_lettered() -> None:
+    h = Harness()
+    outcome = await h.clicks.process([Record("clicks", 0, 5, b"u", b'{"id": "c"}')])
+    assert outcome.dead_letters == 1 and h.sink.written == []
+    assert json.loads(h.sent[0][2])["source_offset"] == 5

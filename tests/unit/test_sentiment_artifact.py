@@ -1,0 +1,63 @@
+"""The committed artifact loads on the real encoder and reads made-up headlines the way a trader would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from models.encoder import get_encoder
+from models.sentiment import SentimentModel
+from models.sentiment_cli import register
+
+BULLISH = [
+    "Acme Corp shares soar after record quarterly profit and raised full-year guidance",
+    "Zentra beats earnings estimates, stock jumps 12% in early trading",
+]
+BEARISH = [
+    "Acme Corp stock plunges after it misses estimates and cuts its outlook",
+    "Zentra shares tumble as regulators open fraud probe",
+]
+
+
+@pytest.fixture(scope="module")
+def model() -> SentimentModel:
+    return SentimentModel.load(device="cpu")
+
+
+def test_encoder_embeddings_are_normalised() -> None:
+    vectors = get_encoder("cpu").encode(["Markets open higher", "A quiet day"])
+    assert vectors.shape == (2, 384)
+    torch.testing.assert_close(vectors.norm(dim=-1), torch.ones(2))
+
+
+def test_artifact_predicts_the_right_sign(model: SentimentModel) -> None:
+    results = model.predict(BULLISH + BEARISH)
+    assert [r.label for r in results] == ["bullish"] * 2 + ["bearish"] * 2
+    assert all(r.score > 0.5 for r in results[:2]) and all(r.score < -0.5 for r in results[2:])
+    assert all(sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-4) for r in results)
+    assert {(r.model, r.version) for r in results} == {(model.name, model.version)}
+
+
+def test_int8_path_agrees_on_the_sign(model: SentimentModel) -> None:
+    int8 = SentimentModel.load(device="cpu", quantize=True)
+    assert int8.version_tag.endswith("+int8")
+    assert [r.label for r in int8.predict(BULLISH + BEARISH)] == ["bullish"] * 2 + ["bearish"] * 2
+
+
+def test_eval_json_prints_exactly_the_metrics(tmp_path: Path, model: SentimentModel) -> None:
+    import typer
+
+    app = typer.Typer()
+    register(app)
+    data = tmp_path / "labelled.csv"
+    data.write_text("text,label\n" + "".join(f'"{t}",1\n' for t in BULLISH) + "".join(f'"{t}",0\n' for t in BEARISH))
+    result = CliRunner().invoke(app, ["eval", "sentiment", "--data", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(metrics) == {"accuracy", "macro_f1", "confusion_matrix", "n"}
+    assert metrics["n"] == 4 and metrics["accuracy"] == 1.0
+    assert metrics["confusion_matrix"] == [[2, 0, 0], [0, 2, 0], [0, 0, 0]]

@@ -1,0 +1,129 @@
+"""The sentiment pipeline's handling of one micro-batch, with a fake model, sink and publisher."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from models.sentiment import SentimentResult
+from sinks.search import BulkItemError, Doc
+from streams.batch_io import Record
+from streams.decoding import Decoder
+from streams.events import NewsEvent, utc_now
+from streams.sentiment_pipeline import SentimentPipeline, tickers_of
+from streams.settings import Settings, SurgeSettings
+from streams.surge import SurgeDetector
+
+KEY = b"k" * 32
+
+
+class FakeSink:
+    def __init__(self, refuse: set[str] = frozenset()) -> None:
+        self.pending: list[Doc] = []
+        self.written: list[Doc] = []
+        self.refuse = refuse
+
+    def add(self, docs: list[Doc]) -> None:
+        self.pending.extend(docs)
+
+    async def flush(self) -> list[BulkItemError]:
+        refused = [BulkItemError(d.id, d.index, 400, "mapper_parsing_exception") for d in self.pending
+                   if d.id in self.refuse]
+        self.written += [d for d in self.pending if d.id not in self.refuse]
+        self.pending = []
+        return refused
+
+
+def result(text: str) -> SentimentResult:
+    bearish = "plunge" in text
+    probs = {"bearish": 0.9, "neutral": 0.05, "bullish": 0.05} if bearish else \
+        {"bearish": 0.05, "neutral": 0.15, "bullish": 0.8}
+    return SentimentResult("bearish" if bearish else "bullish", probs, probs["bullish"] - probs["bearish"],
+                           "fake", "1")
+
+
+def news(i: int, headline: str, tickers: list[str], minutes_ago: float = 5) -> bytes:
+    when = (utc_now() - timedelta(minutes=minutes_ago)).isoformat()
+    return json.dumps({"id": f"n-{i}", "published_at": when, "source": "wire", "headline": headline,
+                       "tickers": tickers}).encode()
+
+
+def make(score=None, sink=None) -> tuple[SentimentPipeline, FakeSink, list[tuple[str, bytes, bytes]]]:
+    settings = Settings()
+    sent: list[tuple[str, bytes, bytes]] = []
+
+    async def publish(topic: str, key: bytes, value: bytes) -> None:
+        sent.append((topic, key, value))
+
+    async def fake_score(texts: list[str]) -> list[SentimentResult]:
+        return [result(t) for t in texts]
+
+    sink = sink or FakeSink()
+    pipeline = SentimentPipeline(settings, Decoder(settings, pii_key=KEY), score or fake_score, sink, publish,
+                                 SurgeDetector(SurgeSettings(min_negative=8, max_p_value=1e-6)))
+    return pipeline, sink, sent
+
+
+def records(values: list[bytes]) -> list[Record]:
+    return [Record("news", 1, 100 + i, None, value) for i, value in enumerate(values)]
+
+
+async def test_valid_events_become_documents_with_their_coordinates() -> None:
+    pipeline, sink, sent = make()
+    outcome = await pipeline.process(records([news(1, "Acme shares rally", ["ACME"]),
+                                              news(2, "Bolt stock plunge", ["BOLT"])]))
+    assert outcome.scored == 2 and outcome.dead_letters == 0 and sent == []
+    docs = {d.id: d for d in sink.written}
+    assert set(docs) == {"n-1", "n-2"}
+    assert docs["n-2"].body["label"] == "bearish" and docs["n-2"].body["score"] < 0
+    assert (docs["n-1"].body["topic"], docs["n-1"].body["partition"], docs["n-1"].body["offset"]) == ("news", 1, 100)
+    assert docs["n-1"].index.startswith("lepton-news-")
+
+
+async def test_malformed_events_are_dead_lettered_and_the_rest_scored() -> None:
+    pipeline, _, sent = make()
+    outcome = await pipeline.process(records([b"{not json", news(1, "Acme shares rally", ["ACME"]), b""]))
+    assert outcome.scored == 1 and outcome.dead_letters == 2
+    letters = [json.loads(value) for topic, _, value in sent if topic == "deadletter"]
+    assert sorted(letter["error_type"] for letter in letters) == ["empty", "invalid_json"]
+    assert {letter["source_offset"] for letter in letters} == {100, 102}
+
+
+async def test_model_failure_dead_letters_the_batch() -> None:
+    async def broken(texts: list[str]) -> list[SentimentResult]:
+        raise RuntimeError("CUDA out of memory")
+
+    pipeline, sink, sent = make(score=broken)
+    outcome = await pipeline.process(records([news(1, "a", []), news(2, "b", [])]))
+    assert outcome.dead_letters == 2 and sink.written == []
+    reasons = [json.loads(value)["reason"] for _, _, value in sent]
+    assert all("CUDA out of memory" in reason for reason in reasons)
+
+
+async def test_refused_document_is_dead_lettered() -> None:
+    pipeline, sink, sent = make(sink=FakeSink(refuse={"n-2"}))
+    outcome = await pipeline.process(records([news(1, "a", []), news(2, "b", [])]))
+    assert [d.id for d in sink.written] == ["n-1"]
+    assert outcome.dead_letters == 1
+    letter = json.loads(sent[0][2])
+    assert letter["source_offset"] == 101 and "mapper_parsing_exception" in letter["reason"]
+
+
+async def test_a_surge_raises_one_alert_on_topic_and_index() -> None:
+    pipeline, sink, sent = make()
+    batch = [news(i, "Acme stock plunge", ["ACME"], minutes_ago=3 - i / 10) for i in range(12)]
+    outcome = await pipeline.process(records(batch))
+    assert [a.subject for a in outcome.alerts] == ["ACME"]
+    alerts = [json.loads(value) for topic, _, value in sent if topic == "alerts.sentiment"]
+    assert len(alerts) == 1 and alerts[0]["alert_id"] == outcome.alerts[0].alert_id
+    assert alerts[0]["evidence"]["negative"] >= 8 and alerts[0]["event_ids"]
+    assert [d.id for d in sink.written if d.index.startswith("lepton-alerts-")] == [alerts[0]["alert_id"]]
+    again = await pipeline.process(records([news(99, "Acme stock plunge", ["ACME"], minutes_ago=1)]))
+    assert again.alerts == []  # the same surge does not alert twice
+
+
+def test_tickers_come_from_the_field_and_cashtags() -> None:
+    event = NewsEvent.model_validate({"id": "n", "published_at": utc_now().isoformat(), "source": "s",
+                                      "headline": "$bolt and $ACME up", "tickers": ["ACME", "ZED"]},
+                                     context={"pii_key": KEY})
+    assert tickers_of(event) == ["ACME", "ZED", "BOLT"]
