@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import threading
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -101,8 +102,10 @@ class SentimentModel:
             if encoder.device.type != "cpu":
                 raise ConfigurationError("The int8 path is CPU-only; set LEPTON_MODELS__DEVICE=cpu.")
             # quantize_dynamic copies: the shared encoder itself stays fp32 for its other users.
-            self._bottom = torch.ao.quantization.quantize_dynamic(encoder.model, {nn.Linear}, dtype=torch.qint8)
-            head = torch.ao.quantization.quantize_dynamic(head, {nn.Linear}, dtype=torch.qint8)
+            with warnings.catch_warnings():  # torch marks its quantised tensors deprecated; the path still works
+                warnings.simplefilter("ignore")
+                self._bottom = torch.ao.quantization.quantize_dynamic(encoder.model, {nn.Linear}, dtype=torch.qint8)
+                head = torch.ao.quantization.quantize_dynamic(head, {nn.Linear}, dtype=torch.qint8)
         self.head = head
         self._lock = threading.Lock()  # one batch at a time keeps CPU threads from oversubscribing
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import typer
@@ -17,7 +18,10 @@ def worker(loglevel: str = typer.Option("info", help="debug, info, warning or er
     from streams.settings import get_settings
 
     app, _ = create_app(get_settings())
-    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    for chatty in ("opensearch", "elastic_transport", "elasticsearch"):  # one line per bulk request otherwise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    worker.execute_from_commandline()
 
 
 def register(app: typer.Typer) -> None:

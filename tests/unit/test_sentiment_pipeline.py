@@ -27,8 +27,9 @@ class FakeSink:
         self.pending.extend(docs)
 
     async def flush(self) -> list[BulkItemError]:
-        refused = [BulkItemError(d.id, d.index, 400, "mapper_parsing_exception") for d in self.pending
-                   if d.id in self.refuse]
+        refused = [
+            BulkItemError(d.id, d.index, 400, "mapper_parsing_exception") for d in self.pending if d.id in self.refuse
+        ]
         self.written += [d for d in self.pending if d.id not in self.refuse]
         self.pending = []
         return refused
@@ -36,16 +37,19 @@ class FakeSink:
 
 def result(text: str) -> SentimentResult:
     bearish = "plunge" in text
-    probs = {"bearish": 0.9, "neutral": 0.05, "bullish": 0.05} if bearish else \
-        {"bearish": 0.05, "neutral": 0.15, "bullish": 0.8}
-    return SentimentResult("bearish" if bearish else "bullish", probs, probs["bullish"] - probs["bearish"],
-                           "fake", "1")
+    probs = (
+        {"bearish": 0.9, "neutral": 0.05, "bullish": 0.05}
+        if bearish
+        else {"bearish": 0.05, "neutral": 0.15, "bullish": 0.8}
+    )
+    return SentimentResult("bearish" if bearish else "bullish", probs, probs["bullish"] - probs["bearish"], "fake", "1")
 
 
 def news(i: int, headline: str, tickers: list[str], minutes_ago: float = 5) -> bytes:
     when = (utc_now() - timedelta(minutes=minutes_ago)).isoformat()
-    return json.dumps({"id": f"n-{i}", "published_at": when, "source": "wire", "headline": headline,
-                       "tickers": tickers}).encode()
+    return json.dumps(
+        {"id": f"n-{i}", "published_at": when, "source": "wire", "headline": headline, "tickers": tickers}
+    ).encode()
 
 
 def make(score=None, sink=None) -> tuple[SentimentPipeline, FakeSink, list[tuple[str, bytes, bytes]]]:
@@ -59,8 +63,14 @@ def make(score=None, sink=None) -> tuple[SentimentPipeline, FakeSink, list[tuple
         return [result(t) for t in texts]
 
     sink = sink or FakeSink()
-    pipeline = SentimentPipeline(settings, Decoder(settings, pii_key=KEY), score or fake_score, sink, publish,
-                                 SurgeDetector(SurgeSettings(min_negative=8, max_p_value=1e-6)))
+    pipeline = SentimentPipeline(
+        settings,
+        Decoder(settings, pii_key=KEY),
+        score or fake_score,
+        sink,
+        publish,
+        SurgeDetector(SurgeSettings(min_negative=8, max_p_value=1e-6)),
+    )
     return pipeline, sink, sent
 
 
@@ -70,8 +80,9 @@ def records(values: list[bytes]) -> list[Record]:
 
 async def test_valid_events_become_documents_with_their_coordinates() -> None:
     pipeline, sink, sent = make()
-    outcome = await pipeline.process(records([news(1, "Acme shares rally", ["ACME"]),
-                                              news(2, "Bolt stock plunge", ["BOLT"])]))
+    outcome = await pipeline.process(
+        records([news(1, "Acme shares rally", ["ACME"]), news(2, "Bolt stock plunge", ["BOLT"])])
+    )
     assert outcome.scored == 2 and outcome.dead_letters == 0 and sent == []
     docs = {d.id: d for d in sink.written}
     assert set(docs) == {"n-1", "n-2"}
@@ -123,7 +134,14 @@ async def test_a_surge_raises_one_alert_on_topic_and_index() -> None:
 
 
 def test_tickers_come_from_the_field_and_cashtags() -> None:
-    event = NewsEvent.model_validate({"id": "n", "published_at": utc_now().isoformat(), "source": "s",
-                                      "headline": "$bolt and $ACME up", "tickers": ["ACME", "ZED"]},
-                                     context={"pii_key": KEY})
+    event = NewsEvent.model_validate(
+        {
+            "id": "n",
+            "published_at": utc_now().isoformat(),
+            "source": "s",
+            "headline": "$bolt and $ACME up",
+            "tickers": ["ACME", "ZED"],
+        },
+        context={"pii_key": KEY},
+    )
     assert tickers_of(event) == ["ACME", "ZED", "BOLT"]
