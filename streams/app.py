@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 import faust
@@ -18,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sinks.search import connect
 from sinks.search_sink import SearchSink
-from streams.batch_io import Record
+from streams.batch_io import Record, emit_letters, processing_letter
 from streams.decoding import Decoder
 from streams.settings import Settings
 
@@ -111,6 +112,17 @@ class Runtime:
         self._batchers.append(batcher)
         return batcher
 
+    async def quarantine(self, pipeline: str, records: list[Record], error: Exception) -> None:
+        """Dead-letter a whole batch a pipeline failed on; if even that fails, die before anything is acked."""
+        log.exception("%s pipeline failed on a batch of %d; dead-lettering it", pipeline, len(records))
+        reason = f"{pipeline} pipeline failed: {type(error).__name__}: {error}"
+        try:
+            await emit_letters(self.publish, self.settings.topics.deadletter,
+                               [processing_letter(record, reason, self.decoder.pii_key) for record in records])
+        except Exception:  # noqa: BLE001 - any failure here means the batch could be lost
+            log.critical("could not dead-letter the failed batch; exiting without committing its offsets")
+            os._exit(70)
+
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
         """Send one message and wait until the broker has it (acks=all)."""
         await self.app.producer.send_and_wait(topic, key, value, None, None, None)
@@ -149,6 +161,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     runtime = Runtime(settings, app)
     batching, topics = settings.batching, settings.topics
 
+    def table(name: str, partitions: int) -> Any:
+        """A changelog-backed table of JSON values keyed by the source topic's key (same partitioner)."""
+        return app.Table(name, partitions=partitions, use_partitioner=True,
+                         schema=faust.Schema(key_serializer="json", value_serializer="json"))
+
     def agent(topic: str, partitions: int, pipeline: str) -> None:
         """One agent: micro-batches of `topic` into the named pipeline, acked once it returns."""
         source = app.topic(topic, key_type=bytes, value_type=bytes, partitions=partitions)
@@ -156,18 +173,21 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         async def consume(stream: faust.StreamT) -> None:
             await runtime.ready()
             async for events in stream.take_events(batching.take_max, within=batching.take_within_s):
-                await runtime.pipelines[pipeline].process(_records(events))
+                records = _records(events)
+                try:
+                    await runtime.pipelines[pipeline].process(records)
+                except Exception as error:  # noqa: BLE001 - a bug must not let Faust ack the batch unprocessed
+                    await runtime.quarantine(pipeline, records, error)
 
         app.agent(source, concurrency=1, name=pipeline)(consume)
 
     if settings.runs("sentiment"):
         agent(topics.news, topics.news_partitions, "sentiment")
     if settings.runs("fraud"):
-        runtime.card_states = app.Table("card-state", partitions=topics.transactions_partitions,
-                                        use_partitioner=True)
+        runtime.card_states = table("card-state", topics.transactions_partitions)
         agent(topics.transactions, topics.transactions_partitions, "fraud")
     if settings.runs("recs"):
-        runtime.user_states = app.Table("user-interest", partitions=topics.clicks_partitions, use_partitioner=True)
+        runtime.user_states = table("user-interest", topics.clicks_partitions)
         agent(topics.catalog, topics.catalog_partitions, "catalog")
         agent(topics.clicks, topics.clicks_partitions, "clicks")
 

@@ -26,6 +26,8 @@ def _register() -> None:
     from models.recs_cli import register as register_recs
     from models.sentiment_cli import register as register_sentiment
     from streams.bench import register as register_bench
+    from streams.bench_fraud import register as register_bench_fraud
+    from streams.bench_recs import register as register_bench_recs
     from streams.deadletter_cli import register as register_deadletter
     from streams.demo import register as register_demo
     from streams.produce_cli import register as register_produce
@@ -42,6 +44,8 @@ def _register() -> None:
     register_schemas(app)
     register_demo(app)
     register_bench(app)
+    register_bench_fraud(app)
+    register_bench_recs(app)
     register_recs(app)
     register_sentiment(app)
 

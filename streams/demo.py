@@ -1,17 +1,17 @@
-"""`lepton demo`: the whole news slice on the local stack, with live progress and a closing summary.
+"""`lepton demo`: every pipeline on the local stack, with live progress and a closing summary.
 
-It brings the stack up, creates the topics, starts a worker, produces generated headlines (with one
-negative surge and a few malformed messages) at a steady rate, shows events in / scored / indexed /
-dead-lettered / alerts live, and ends with the figures and where to look.
+It brings the stack up, creates the topics, starts a worker, and produces generated traffic at a steady
+rate: headlines with one negative surge, card transactions with fraud scenarios, a catalog and shopping
+sessions (a few malformed messages included). A live table shows, per stream, what went in, what was
+scored and indexed, dead letters and alerts. Then a scripted shopper moves from one category to another
+and the summary shows their recommendations following, the alerts raised, and where to look.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 from datetime import datetime, timedelta
-from itertools import islice
 
 import typer
 from rich.console import Console
@@ -19,132 +19,163 @@ from rich.live import Live
 from rich.table import Table
 
 from infra.local import stack
-from sinks.search import connect
+from sinks.search import SearchClient, connect
 from streams.deadletters import read_topic
+from streams.demo_feeds import SHOP_ITEMS, Feed, catalog_feed, clicks_feed, news_feed, transactions_feed
 from streams.events import utc_now
-from streams.generators.news import NewsGenerator
-from streams.malformed import malformed
+from streams.generators.shop import build_catalog
 from streams.producer import EventProducer
 from streams.settings import Settings, get_settings
 from streams.topics import create_topics
 from streams.worker_process import WorkerProcess
 
 console = Console()
-SIM_RATE = 2.0  # simulated headlines per second of event time: the surge stands out against a realistic flow
-
-
-class Feed(threading.Thread):
-    """Produces the demo traffic in the background at a steady wall-clock rate."""
-
-    def __init__(self, settings: Settings, count: int, rate: float, seed: int, surge_ticker: str) -> None:
-        super().__init__(daemon=True)
-        span = count / SIM_RATE
-        self.generator = NewsGenerator(
-            seed=seed, start=utc_now() - timedelta(seconds=span), rate_per_s=SIM_RATE, surge_ticker=surge_ticker,
-            surge_at_s=span * 0.6, surge_duration_s=90, surge_count=max(60, count // 30),
-        )
-        self.settings, self.count, self.rate = settings, count, rate
-        self.bad = [s.payload for s in malformed() if s.kind == "news" and len(s.payload) < 100_000][:8]
-        self.producer = EventProducer(settings)
-        self.done = threading.Event()
-
-    @property
-    def sent(self) -> int:
-        return self.producer.stats.sent
-
-    def run(self) -> None:
-        every = max(1, self.count // (len(self.bad) + 1))
-        started = time.monotonic()
-        for i, (record, _) in enumerate(islice(self.generator, self.count)):
-            self.producer.send_record("news", record)
-            if i % every == every - 1 and self.bad:
-                self.producer.send_raw(self.settings.topics.news, self.bad.pop())
-            pause = started + (i + 1) / self.rate - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-        self.producer.flush()
-        self.done.set()
-
-
-def _table(rows: dict[str, str]) -> Table:
-    table = Table(title="lepton demo: news sentiment", show_header=False, min_width=48)
-    for name, value in rows.items():
-        table.add_row(name, value)
-    return table
+SHOPPER = "user-demo-shopper"
+STREAMS = {"news": "news", "transactions": "transactions", "clicks": "recommendations"}  # stream -> index kind
 
 
 def demo(
-    count: int = typer.Option(3000, min=1, help="Headlines to produce."),
-    rate: float = typer.Option(150.0, min=1, help="Headlines per second (wall clock)."),
+    news: int = typer.Option(2000, min=1, help="Headlines to produce."),
+    transactions: int = typer.Option(3000, min=1, help="Card transactions to produce."),
+    clicks: int = typer.Option(2000, min=1, help="Clickstream events to produce."),
+    rate: float = typer.Option(100.0, min=1, help="Events per second per stream (wall clock)."),
     seed: int = typer.Option(42, help="Generator seed."),
     surge_ticker: str = typer.Option("QFL", help="Ticker that gets the negative-news surge."),
 ) -> None:
-    """Run the pipeline on the local stack with generated news and a surge; live progress, then a summary."""
+    """Run every pipeline on the local stack with generated traffic; live progress, then a summary."""
     settings = get_settings()
     stack.up(settings, report=console.print)
     create_topics(settings)
     started_at = utc_now()
     worker = WorkerProcess({}, settings.local.state_dir / "run" / "demo-worker.log", settings.metrics_port)
     worker.start()
+    client = connect(settings.search)
     try:
-        with console.status("starting the worker (loading the model)..."):
+        catalog = catalog_feed(settings, seed)
+        catalog.start()
+        with console.status("starting the worker (loading the models, rebuilding the item index)..."):
             worker.wait_ready()
-        feed = Feed(settings, count, rate, seed, surge_ticker)
-        figures = _run(settings, worker, feed, started_at)
+            catalog.join()
+        feeds = {"news": news_feed(settings, news, rate, seed, surge_ticker),
+                 "transactions": transactions_feed(settings, transactions, rate, seed),
+                 "clicks": clicks_feed(settings, clicks, rate, seed)}
+        figures = _run(settings, client, worker, feeds, started_at)
+        journey = _shopper(settings, client, seed, worker)
     finally:
         worker.stop()
-    _summary(settings, figures, started_at, worker)
+    _summary(settings, figures, journey, started_at, worker)
+    client.close()
 
 
-def _run(settings: Settings, worker: WorkerProcess, feed: Feed, started_at: datetime) -> dict[str, float]:
-    client = connect(settings.search)
-    index = f"{settings.search.index_prefix}-news-*"
-    fresh = {"range": {"processed_at": {"gte": started_at.isoformat()}}}
-    feed.start()
-    began, first_indexed, figures = time.monotonic(), None, {}
-    with Live(_table({}), console=console, refresh_per_second=4) as live:
+def _fresh(client: SearchClient, index: str, since: datetime) -> int:
+    client.refresh(index)
+    return client.count(index, {"range": {"processed_at": {"gte": since.isoformat()}}})
+
+
+def _run(settings: Settings, client: SearchClient, worker: WorkerProcess, feeds: dict[str, Feed],
+         started_at: datetime) -> dict[str, dict[str, float]]:
+    prefix = settings.search.index_prefix
+    for feed in feeds.values():
+        feed.start()
+    began = time.monotonic()
+    limit = 120 + 5 * max(feed.count / feed.rate for feed in feeds.values())
+    figures: dict[str, dict[str, float]] = {}
+    with Live(console=console, refresh_per_second=4) as live:
         while True:
-            client.refresh(index)
-            figures = {
-                "produced": feed.sent,
-                "consumed": worker.metric("lepton_events_consumed_total"),
-                "scored": worker.metric("lepton_events_scored_total"),
-                "indexed": client.count(index, fresh),
-                "dead letters": worker.metric("lepton_events_deadlettered_total"),
-                "alerts": worker.metric("lepton_alerts_total"),
-            }
-            if first_indexed is None and figures["indexed"]:
-                first_indexed = time.monotonic()
-            figures["elapsed_s"] = time.monotonic() - began
-            live.update(_table({k: f"{v:,.0f}" for k, v in figures.items() if k != "elapsed_s"}
-                               | {"elapsed": f"{figures['elapsed_s']:.1f} s"}))
-            settled = feed.done.is_set() and figures["consumed"] >= feed.sent and figures["indexed"] >= feed.count
-            if settled or not worker.running or figures["elapsed_s"] > 60 + 10 * feed.count / feed.rate:
+            for name, feed in feeds.items():
+                stream = getattr(settings.topics, name)
+                kind = STREAMS[name]
+                index = f"{prefix}-{kind}" if kind == "recommendations" else f"{prefix}-{kind}-*"
+                figures[name] = {
+                    "produced": feed.sent,
+                    "consumed": worker.metric("lepton_events_consumed_total", {"stream": stream}),
+                    "scored": worker.metric("lepton_events_scored_total", {"stream": stream}),
+                    "indexed": _fresh(client, index, started_at),
+                    "dead letters": worker.metric("lepton_events_deadlettered_total", {"stream": stream}),
+                }
+            figures["news"]["alerts"] = worker.metric("lepton_alerts_total", {"type": "sentiment"})
+            figures["transactions"]["alerts"] = worker.metric("lepton_alerts_total", {"type": "fraud"})
+            elapsed = time.monotonic() - began
+            live.update(_table(figures, elapsed))
+            settled = all(feed.done.is_set() and figures[name]["consumed"] >= feed.sent
+                          for name, feed in feeds.items())
+            if settled or not worker.running or elapsed > limit:
                 break
             time.sleep(0.5)
-    figures["throughput"] = figures["indexed"] / max(1e-9, time.monotonic() - (first_indexed or began))
-    client.close()
+    for name in figures:
+        figures[name]["elapsed_s"] = time.monotonic() - began
     return figures
 
 
-def _summary(settings: Settings, figures: dict[str, float], started_at: datetime, worker: WorkerProcess) -> None:
-    alerts = [json.loads(v) for v in read_topic(settings, settings.topics.alerts_sentiment)]
-    alerts = [a for a in alerts if a["created_at"] >= started_at.isoformat().replace("+00:00", "Z")]
+def _table(figures: dict[str, dict[str, float]], elapsed: float) -> Table:
+    table = Table(title=f"lepton demo — {elapsed:.0f} s", min_width=72)
+    columns = ["produced", "consumed", "scored", "indexed", "dead letters", "alerts"]
+    table.add_column("stream")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, row in figures.items():
+        table.add_row(name, *(f"{row[c]:,.0f}" if c in row else "-" for c in columns))
+    return table
+
+
+def _shopper(settings: Settings, client: SearchClient, seed: int,
+             worker: WorkerProcess) -> list[tuple[str, list[str]]]:
+    """A scripted user clicks one category, then another; returns (category clicked, top-5 categories)."""
+    items = build_catalog(seed, SHOP_ITEMS)
+    category_of = {item.item_id: item.category for item in items}
+    first, second = sorted({item.category for item in items})[:2]
+    journey, clock = [], utc_now() - timedelta(minutes=10)
+    index = f"{settings.search.index_prefix}-recommendations"
+    for step, (category, count) in enumerate(((first, 6), (second, 10))):
+        picks = [item for item in items if item.category == category][:count]
+        with EventProducer(settings) as producer:
+            for i, item in enumerate(picks):
+                clock += timedelta(seconds=20)
+                producer.send_record("clicks", {
+                    "id": f"clk-demo-{step}-{i}", "ts": clock.isoformat(), "user_id": SHOPPER,
+                    "session_id": f"sess-demo-{step}", "item_id": item.item_id,
+                    "action": "purchase" if i % 4 == 3 else "view"})
+            producer.flush()
+        last, deadline = f"clk-demo-{step}-{len(picks) - 1}", time.monotonic() + 60
+        while time.monotonic() < deadline and worker.running:
+            client.refresh(index)
+            hits = client.search(index, {"query": {"ids": {"values": [SHOPPER]}}})["hits"]["hits"]
+            if hits and hits[0]["_source"]["event_id"] == last:
+                top = [category_of.get(r["item_id"], "?") for r in hits[0]["_source"]["items"][:5]]
+                journey.append((category, top))
+                break
+            time.sleep(0.5)
+    return journey
+
+
+def _summary(settings: Settings, figures: dict[str, dict[str, float]], journey: list[tuple[str, list[str]]],
+             started_at: datetime, worker: WorkerProcess) -> None:
+    since = started_at.isoformat().replace("+00:00", "Z")
     console.rule("summary")
-    console.print(f"produced {figures['produced']:,.0f}, scored {figures['scored']:,.0f}, "
-                  f"indexed {figures['indexed']:,.0f}, dead letters {figures['dead letters']:,.0f}, "
-                  f"alerts {len(alerts)}; {figures['throughput']:.0f} headlines/s end to end")
-    for alert in alerts:
-        console.print(f"[bold red]ALERT[/] {alert['severity']}: {alert['summary']}")
-    prefix, url = settings.search.index_prefix, settings.search.url
+    for name, row in figures.items():
+        console.print(f"{name:>12}: produced {row['produced']:,.0f}, indexed {row['indexed']:,.0f}, "
+                      f"dead letters {row['dead letters']:,.0f}, "
+                      f"{row['indexed'] / max(row['elapsed_s'], 1e-9):.0f}/s end to end")
+    sentiment, fraud = ([a for a in map(json.loads, read_topic(settings, topic)) if a["created_at"] >= since]
+                        for topic in (settings.topics.alerts_sentiment, settings.topics.alerts_fraud))
+    for alert in sentiment:
+        console.print(f"[bold red]SENTIMENT ALERT[/] {alert['severity']}: {alert['summary']}")
+    console.print(f"[bold red]{len(fraud)} fraud alerts[/], for example:")
+    for alert in fraud[:3]:
+        console.print(f"  {alert['severity']}: {alert['summary']}")
+    for category, top in journey:
+        console.print(f"[bold]{SHOPPER}[/] after clicking {category!r}: top-5 categories {top}")
+    prefix, url, prom = settings.search.index_prefix, settings.search.url, settings.local.prometheus_port
     console.print(
         "\nWhere to look:\n"
-        f"  scores:      curl '{url}/{prefix}-news-*/_search?q=tickers:QFL&sort=event_time:desc&size=3&pretty'\n"
-        f"  alerts:      curl '{url}/{prefix}-alerts-*/_search?pretty'   |   lepton topics tail "
-        f"{settings.topics.alerts_sentiment}\n"
+        f"  scores:       curl '{url}/{prefix}-news-*/_search?q=tickers:QFL&sort=event_time:desc&size=3&pretty'\n"
+        f"  fraud:        curl '{url}/{prefix}-transactions-*/_search?q=decision:block&size=3&pretty'\n"
+        f"  recs:         curl '{url}/{prefix}-recommendations/_doc/{SHOPPER}?pretty'\n"
+        f"  alerts:       lepton topics tail {settings.topics.alerts_fraud}   |   "
+        f"curl '{url}/{prefix}-alerts-*/_search?pretty'\n"
         f"  dead letters: lepton deadletter tail\n"
-        f"  Prometheus:  http://127.0.0.1:{settings.local.prometheus_port}/graph?g0.expr=lepton_events_scored_total\n"
-        f"  worker log:  {worker.log_path}"
+        f"  Prometheus:   http://127.0.0.1:{prom}/graph?g0.expr=rate(lepton_events_scored_total[1m])\n"
+        f"  worker log:   {worker.log_path}"
     )
 
 

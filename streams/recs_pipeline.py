@@ -10,7 +10,6 @@ durable and never raises for bad data.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -77,7 +76,7 @@ class ClicksPipeline:
     """Folds clicks into per-user interest and refreshes the affected users' recommendations."""
 
     def __init__(self, settings: Settings, decoder: Decoder, index: ItemIndex, popularity: Popularity,
-                 states: MutableMapping[str, bytes], sink: SearchSink, publish: Publish) -> None:
+                 states: MutableMapping[str, dict], sink: SearchSink, publish: Publish) -> None:
         self.settings, self.decoder, self.index, self.popularity = settings, decoder, index, popularity
         self.states, self.sink, self.publish = states, sink, publish
         self.index_name = f"{settings.search.index_prefix}-recommendations"
@@ -95,7 +94,12 @@ class ClicksPipeline:
                 letters.append(click)
                 continue
             assert isinstance(click, ClickEvent)
-            previous = latest[click.user_id][0] if click.user_id in latest else self._state(click.user_id)
+            if click.user_id in latest:
+                previous = latest[click.user_id][0]
+            else:
+                previous, partition, offset = self._stored(click.user_id)
+                if partition == record.partition and record.offset <= offset:
+                    continue  # a replay of a click whose outputs and state were already written
             latest[click.user_id] = (update(previous, click, self.index.vector(click.item_id), recs), click, record)
             self.popularity.add(click.item_id, click.ts.timestamp(), recs.action_weight(click.action))
 
@@ -118,13 +122,17 @@ class ClicksPipeline:
             for key, value in messages:
                 await self.publish(self.settings.topics.recommendations, key, value)
             published = len(messages)
-            for user_id, (state, _, _) in latest.items():
-                self.states[user_id] = json.dumps(state.to_dict()).encode()
             metrics.EVENTS_SCORED.labels(stream).inc(len(records) - len(letters))
             metrics.DOCS_INDEXED.labels("recommendations").inc(len(docs))
         await emit_letters(self.publish, self.settings.topics.deadletter, letters)
+        # State last, with the position it covers: a replay of this batch after a crash skips what it absorbed.
+        for user_id, (state, _, record) in latest.items():
+            self.states[user_id] = {"state": state.to_dict(), "partition": record.partition, "offset": record.offset}
         return RecsOutcome(processed=len(records) - len(letters), dead_letters=len(letters), published=published)
 
-    def _state(self, user_id: str) -> UserState | None:
-        raw = self.states.get(user_id)
-        return UserState.from_dict(json.loads(raw)) if raw else None
+    def _stored(self, user_id: str) -> tuple[UserState | None, int, int]:
+        """The user's state and the (partition, offset) of the last click it absorbed."""
+        stored = self.states.get(user_id)
+        if not stored:
+            return None, -1, -1
+        return UserState.from_dict(stored["state"]), stored["partition"], stored["offset"]

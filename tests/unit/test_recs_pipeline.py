@@ -40,7 +40,7 @@ class Harness:
         self.index = ItemIndex("cpu")
         self.sent: list[tuple[str, bytes, bytes]] = []
         self.sink = FakeSink()
-        self.states: dict[str, bytes] = {}
+        self.states: dict[str, dict] = {}
         encoder = FakeEncoder()
 
         async def embed(items: list) -> list[torch.Tensor]:
@@ -80,7 +80,7 @@ async def test_clicks_refresh_recommendations_in_the_users_category() -> None:
     assert not {"g-0", "g-1", "g-2"} & set(recommended)  # seen items are excluded
     messages = [(k, json.loads(v)) for topic, k, v in h.sent if topic == "recommendations"]
     assert messages == [(b"user-1", json.loads(json.dumps(doc.body)))]  # topic and index agree
-    state = json.loads(h.states["user-1"])
+    state = h.states["user-1"]["state"]
     assert state["interactions"] == 3 and state["purchased"] == ["g-2"]
 
 
@@ -92,6 +92,17 @@ async def test_at_most_one_message_per_user_per_interval() -> None:
     await h.clicks.process([click_record(1, "user-1", "b-1", second=5)])
     assert len([1 for topic, _, _ in h.sent if topic == "recommendations"]) == 1
     assert len([d for d in h.sink.written if d.id == "user-1"]) == 2  # the document is still refreshed
+
+
+async def test_a_replayed_batch_is_not_absorbed_twice() -> None:
+    h = Harness()
+    await h.catalog.process([catalog_record(0, item_json("b-0", "books"), "b-0")])
+    batch = [click_record(7, "user-1", "b-0", "purchase")]
+    await h.clicks.process(batch)
+    before = dict(h.states["user-1"])
+    await h.clicks.process(batch)  # redelivered after a crash
+    assert h.states["user-1"] == before and before["offset"] == 7
+    assert before["state"]["interactions"] == 1
 
 
 async def test_malformed_click_is_dead_lettered() -> None:

@@ -1,0 +1,43 @@
+"""The pure parts of `lepton bench fraud`: alert parsing, latency matching, percentiles."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+
+from streams.bench_fraud import CARDS, SEED, alert_event_id, match_latencies, percentile, transactions
+from streams.generators.transactions import TransactionGenerator
+
+
+def test_alert_event_id_is_the_first_event_id() -> None:
+    assert alert_event_id(json.dumps({"alert_id": "fraud-a", "event_ids": ["txn-1", "txn-2"]}).encode()) == "txn-1"
+    assert alert_event_id(b"not json") is None
+    assert alert_event_id(b"[1, 2]") is None
+    assert alert_event_id(json.dumps({"event_ids": []}).encode()) is None
+    assert alert_event_id(None) is None
+
+
+def test_latencies_match_alerts_to_their_own_transactions_only() -> None:
+    sent = {"txn-1": 10.0, "txn-2": 11.0, "txn-3": 12.0}
+    arrived = {"txn-2": 11.25, "txn-3": 12.5, "txn-from-before": 3.0}
+    assert match_latencies(sent, arrived) == [0.25, 0.5]
+
+
+def test_percentile_interpolates_like_numpy() -> None:
+    values = [0.4, 0.1, 0.3, 0.2, 1.0]
+    for q in (0, 50, 90, 99, 100):
+        assert percentile(values, q) == np.percentile(values, q)
+    assert percentile([2.0], 99) == 2.0
+    assert percentile([], 50) is None
+
+
+def test_second_run_of_transactions_keeps_the_cards_and_gets_unique_ids() -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    first = transactions(300, start, fraud_rate=0.02)
+    second = transactions(300, start, fraud_rate=0.2, suffix="-l")
+    cards = {card.number for card in TransactionGenerator(seed=SEED, start=start, n_cards=CARDS).cards}
+    assert {r["card_number"] for r in first + second} <= cards
+    assert not {r["id"] for r in first} & {r["id"] for r in second}
+    assert all(r["id"].endswith("-l") for r in second)
