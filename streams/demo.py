@@ -153,9 +153,10 @@ def _summary(settings: Settings, figures: dict[str, dict[str, float]], journey: 
     since = started_at.isoformat().replace("+00:00", "Z")
     console.rule("summary")
     for name, row in figures.items():
-        console.print(f"{name:>12}: produced {row['produced']:,.0f}, indexed {row['indexed']:,.0f}, "
-                      f"dead letters {row['dead letters']:,.0f}, "
-                      f"{row['indexed'] / max(row['elapsed_s'], 1e-9):.0f}/s end to end")
+        outcome = (f"recommendations refreshed for {row['indexed']:,.0f} users" if name == "clicks" else
+                   f"indexed {row['indexed']:,.0f} ({row['indexed'] / max(row['elapsed_s'], 1e-9):.0f}/s end to end)")
+        console.print(f"{name:>12}: produced {row['produced']:,.0f}, {outcome}, "
+                      f"dead letters {row['dead letters']:,.0f}")
     sentiment, fraud = ([a for a in map(json.loads, read_topic(settings, topic)) if a["created_at"] >= since]
                         for topic in (settings.topics.alerts_sentiment, settings.topics.alerts_fraud))
     for alert in sentiment:
