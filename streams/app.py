@@ -36,7 +36,6 @@ class Runtime:
         self._started: asyncio.Task[None] | None = None
         self.sink: SearchSink | None = None
         self.pipelines: dict[str, Any] = {}
-        self._batchers: list[Any] = []
         self.user_states: Any = None  # the Faust table of user interests (recs)
         self.card_states: Any = None  # the Faust table of per-card state (fraud)
 
@@ -109,8 +108,14 @@ class Runtime:
 
         batcher = DynamicBatcher.from_settings(fn, name=name, batching=self.settings.batching)
         await batcher.start()
-        self._batchers.append(batcher)
         return batcher
+
+    async def process(self, pipeline: str, records: list[Record]) -> None:
+        """Hand a batch to its pipeline; a failure quarantines the batch instead of letting it be acked."""
+        try:
+            await self.pipelines[pipeline].process(records)
+        except Exception as error:  # noqa: BLE001 - a bug must not let Faust ack the batch unprocessed
+            await self.quarantine(pipeline, records, error)
 
     async def quarantine(self, pipeline: str, records: list[Record], error: Exception) -> None:
         """Dead-letter a whole batch a pipeline failed on; if even that fails, die before anything is acked."""
@@ -126,13 +131,6 @@ class Runtime:
     async def publish(self, topic: str, key: bytes, value: bytes) -> None:
         """Send one message and wait until the broker has it (acks=all)."""
         await self.app.producer.send_and_wait(topic, key, value, None, None, None)
-
-    async def stop(self) -> None:
-        """Drain the batchers and close the sink."""
-        for batcher in self._batchers:
-            await batcher.stop()
-        if self.sink is not None:
-            self.sink.close()
 
 
 def _records(events: Any) -> list[Record]:
@@ -174,10 +172,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
             await runtime.ready()
             async for events in stream.take_events(batching.take_max, within=batching.take_within_s):
                 records = _records(events)
+                # take_events acks the batch when this loop is left, even by cancellation (a graceful stop):
+                # finish the batch first, so nothing is acked that was not processed.
+                batch = asyncio.ensure_future(runtime.process(pipeline, records))
                 try:
-                    await runtime.pipelines[pipeline].process(records)
-                except Exception as error:  # noqa: BLE001 - a bug must not let Faust ack the batch unprocessed
-                    await runtime.quarantine(pipeline, records, error)
+                    await asyncio.shield(batch)
+                except asyncio.CancelledError:
+                    await batch
+                    raise
 
         app.agent(source, concurrency=1, name=pipeline)(consume)
 
@@ -199,9 +201,5 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     async def ready_page(web: Any, request: Any) -> Any:
         ready = runtime.started
         return web.json({"ready": ready}, status=200 if ready else 503)
-
-    @app.on_before_shutdown.connect
-    async def _drain(app: faust.App, **_: Any) -> None:
-        await runtime.stop()
 
     return app, runtime
