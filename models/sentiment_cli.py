@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from streams.cli_groups import group
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 console = Console()
@@ -36,16 +38,6 @@ def progress_bars() -> Iterator[Callable[[str, int | None], Callable[[int], None
             return lambda n: progress.advance(task, n)
 
         yield factory
-
-
-def _group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
-    """The root's `name` sub-app, created if no other area registered it yet (train/eval/score are shared)."""
-    for info in app.registered_groups:
-        if info.name == name and info.typer_instance is not None:
-            return info.typer_instance
-    group = typer.Typer(help=help_text, no_args_is_help=True)
-    app.add_typer(group, name=name)
-    return group
 
 
 def _print_epoch(row: dict[str, Any]) -> None:
@@ -142,6 +134,6 @@ def score_sentiment(
 
 def register(app: typer.Typer) -> None:
     """Add `train sentiment`, `eval sentiment` and `score sentiment` to the root app."""
-    _group(app, "train", "Train models.").command("sentiment")(train_sentiment)
-    _group(app, "eval", "Evaluate models on labelled data.").command("sentiment")(eval_sentiment)
-    _group(app, "score", "Score files offline with a model.").command("sentiment")(score_sentiment)
+    group(app, "train", "Train models.").command("sentiment")(train_sentiment)
+    group(app, "eval", "Evaluate models on labelled data.").command("sentiment")(eval_sentiment)
+    group(app, "score", "Score files offline with a model.").command("sentiment")(score_sentiment)

@@ -9,7 +9,6 @@ Ratios against the baseline measured in the same run are what to compare across 
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import timedelta
@@ -18,10 +17,9 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from sinks.search import connect
-from streams.cli_groups import group
+from streams.cli_groups import group, print_result
 from streams.errors import ServiceError
 from streams.events import utc_now
 from streams.generators.news import NewsGenerator
@@ -104,15 +102,7 @@ def bench_sentiment(
         "pipeline_vs_raw": round(batched / raw, 3), "batched_vs_unbatched": round(batched / unbatched, 3),
         "count": count, "batch_size": batch, "device": used,
     }
-    if json_output:
-        print(json.dumps(result))
-        return
-    table = Table(title="lepton bench sentiment")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in result.items():
-        table.add_row(key, str(value))
-    Console().print(table)
+    print_result("lepton bench sentiment", result, json_output)
 
 
 def register(app: typer.Typer) -> None:

@@ -25,10 +25,9 @@ from typing import Any
 import typer
 from confluent_kafka.admin import NewTopic
 from rich.console import Console
-from rich.table import Table
 
 from sinks.search import SearchClient, connect
-from streams.cli_groups import group
+from streams.cli_groups import group, print_result
 from streams.errors import ServiceError
 from streams.events import utc_now
 from streams.generators.transactions import TransactionGenerator
@@ -253,15 +252,7 @@ def bench_fraud(
         "alert_latency_p99_s": _rounded(percentile(latencies, 99)),
         "count": count, "latency_rate_per_s": round(rate, 1), "latency_alerts": len(latencies), "device": device,
     }
-    if json_output:
-        print(json.dumps(result))
-        return
-    table = Table(title="lepton bench fraud")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in result.items():
-        table.add_row(key, str(value))
-    Console().print(table)
+    print_result("lepton bench fraud", result, json_output)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,16 +13,14 @@ first (a few calls). Ratios against the baseline measured in the same run are wh
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from streams.cli_groups import group
+from streams.cli_groups import group, print_result
 from streams.settings import BatchingSettings, RecsSettings, get_settings
 
 if TYPE_CHECKING:
@@ -138,15 +136,7 @@ def bench_recs(
     encoder = get_encoder(str(target))
     result: dict[str, Any] = measure(encoder, target, catalog, samples, settings.batching, settings.recs)
     result["device"] = str(target)
-    if json_output:
-        print(json.dumps(result))
-        return
-    table = Table(title="lepton bench recs")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in result.items():
-        table.add_row(key, str(value))
-    Console().print(table)
+    print_result("lepton bench recs", result, json_output)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,8 +1,13 @@
-"""Command groups shared by several areas (`train`, `eval`, `score`, `bench`): created once, then reused."""
+"""What several command areas share: the `train`/`eval`/`score`/`bench` groups, and how a result is printed."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
 
 
 def group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
@@ -13,3 +18,16 @@ def group(app: typer.Typer, name: str, help_text: str) -> typer.Typer:
     sub = typer.Typer(help=help_text, no_args_is_help=True)
     app.add_typer(sub, name=name)
     return sub
+
+
+def print_result(title: str, result: dict[str, Any], json_output: bool) -> None:
+    """One JSON object on stdout, or a two-column table for people."""
+    if json_output:
+        print(json.dumps(result))
+        return
+    table = Table(title=title)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        table.add_row(key, str(value))
+    Console().print(table)

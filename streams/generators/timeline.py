@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -28,7 +29,7 @@ def iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class Simulation:
+class Simulation(ABC):
     """Base of the generators: random source, clock, and a heap of scheduled events."""
 
     time_field = "ts"
@@ -60,9 +61,9 @@ class Simulation:
         """Arrivals (calls to `step`) per second; generators whose step makes several events lower it."""
         return self.rate_per_s
 
+    @abstractmethod
     def step(self, t: float) -> None:
         """Schedule the event(s) of one arrival at offset t."""
-        raise NotImplementedError
 
     def __iter__(self) -> Iterator[Generated]:
         t = 0.0
