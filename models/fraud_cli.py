@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from streams.cli_groups import group
+from streams.cli_groups import group, progress_bars
 
 if TYPE_CHECKING:
     from models.fraud_data import LabelledData
@@ -31,19 +28,6 @@ DATA_OPTION = typer.Option(None, "--data", exists=True, dir_okay=False, help="Tr
 LABELS_OPTION = typer.Option(None, "--labels", exists=True, dir_okay=False, help="transaction_id,is_fraud CSV.")
 FRAUD_RATE_OPTION = typer.Option(0.02, "--fraud-rate", min=0.001, max=0.3, help="Generator: share of fraud events.")
 THREADS_OPTION = typer.Option(1, "--threads", min=1, help="torch CPU threads.")
-
-
-@contextmanager
-def progress_bars() -> Iterator[Callable[[str, int | None], Callable[[int], None]]]:
-    """A factory (description, total) -> advance(n) drawing rich progress bars on stderr."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=False) as progress:
-
-        def factory(description: str, total: int | None) -> Callable[[int], None]:
-            task = progress.add_task(description, total=total)
-            return lambda n: progress.advance(task, n)
-
-        yield factory
 
 
 def _load_data(

@@ -5,34 +5,19 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from streams.cli_groups import group
+from streams.cli_groups import group, progress_bars
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 console = Console()
 err_console = Console(stderr=True)
 BAR = 1.2  # HitRate@10 must beat the better baseline by 20 % (relative)
-
-
-@contextmanager
-def progress_bars(enabled: bool) -> Iterator[Callable[[str, int | None], Callable[[int], None]]]:
-    """A factory (description, total) -> advance(n) drawing rich progress bars on stderr."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=False, disable=not enabled) as progress:
-
-        def factory(description: str, total: int | None) -> Callable[[int], None]:
-            task = progress.add_task(description, total=total)
-            return lambda n: progress.advance(task, n)
-
-        yield factory
 
 
 def eval_recs(

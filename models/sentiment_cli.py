@@ -6,17 +6,14 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from streams.cli_groups import group
+from streams.cli_groups import group, progress_bars
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -25,19 +22,6 @@ err_console = Console(stderr=True)
 DATA_OPTION = typer.Option(..., "--data", exists=True, dir_okay=False, help="CSV with text,label columns.")
 ARTIFACT_OPTION = typer.Option(None, "--artifact", help="Artifact folder (default: models/artifacts/sentiment).")
 INT8_OPTION = typer.Option(False, "--int8", help="Use the int8 dynamic-quantised CPU path.")
-
-
-@contextmanager
-def progress_bars() -> Iterator[Callable[[str, int | None], Callable[[int], None]]]:
-    """A factory (description, total) -> advance(n) drawing rich progress bars on stderr."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=False) as progress:
-
-        def factory(description: str, total: int | None) -> Callable[[int], None]:
-            task = progress.add_task(description, total=total)
-            return lambda n: progress.advance(task, n)
-
-        yield factory
 
 
 def _print_epoch(row: dict[str, Any]) -> None:

@@ -1,12 +1,15 @@
-"""What several command areas share: the `train`/`eval`/`score`/`bench` groups, and how a result is printed."""
+"""What several command areas share: the `train`/`eval`/`score`/`bench` groups, progress bars, result printing."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 
@@ -31,3 +34,16 @@ def print_result(title: str, result: dict[str, Any], json_output: bool) -> None:
     for key, value in result.items():
         table.add_row(key, str(value))
     Console().print(table)
+
+
+@contextmanager
+def progress_bars(enabled: bool = True) -> Iterator[Callable[[str, int | None], Callable[[int], None]]]:
+    """A factory (description, total) -> advance(n) drawing rich progress bars on stderr."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=False, disable=not enabled) as progress:
+
+        def factory(description: str, total: int | None) -> Callable[[int], None]:
+            task = progress.add_task(description, total=total)
+            return lambda n: progress.advance(task, n)
+
+        yield factory
