@@ -176,7 +176,8 @@ class Prometheus:
         """Write prometheus.yml: the workers, file-discovered targets, and the project's rule files."""
         self.binary()
         self.targets_dir.mkdir(parents=True, exist_ok=True)
-        rules = sorted(str(path) for path in RULES_DIR.glob("*.yml")) if RULES_DIR.exists() else []
+        rules = sorted(str(path) for path in RULES_DIR.glob("*.yml")
+                       if not path.name.endswith("_test.yml")) if RULES_DIR.exists() else []  # not promtool tests
         config = {
             "global": {"scrape_interval": f"{self.local.scrape_interval_s}s",
                        "evaluation_interval": f"{self.local.scrape_interval_s}s"},

@@ -44,3 +44,23 @@ def test_prometheus_scrapes_a_target(settings: Settings, unique: str) -> None:
         target_file.unlink(missing_ok=True)
         server.shutdown()
         thread.join(5)
+
+
+def test_prometheus_loads_the_alerting_rules(settings: Settings) -> None:
+    """The local Prometheus, configured by `lepton up`, reports every rule of infra/prometheus/rules/lepton.yml."""
+    import yaml
+
+    from infra.local import stack
+    from infra.local.services import RULES_DIR
+
+    (prometheus,) = stack.services(settings, ["prometheus"])
+    prometheus.prepare()  # the config `lepton up` writes; a Prometheus started before the rules existed reloads it
+    requests.post(f"{prometheus.url}/-/reload", timeout=30).raise_for_status()
+    expected = {rule["alert"] for group in yaml.safe_load((RULES_DIR / "lepton.yml").read_text())["groups"]
+                for rule in group["rules"]}
+    response = requests.get(f"{prometheus.url}/api/v1/rules", params={"type": "alert"}, timeout=10).json()
+    groups = response["data"]["groups"]
+    assert {group["file"] for group in groups} == {str(RULES_DIR / "lepton.yml")}, "lepton_test.yml must not load"
+    loaded = {rule["name"]: rule for group in groups for rule in group["rules"]}
+    assert set(loaded) == expected
+    assert all(rule["health"] in ("ok", "unknown") and rule["labels"]["severity"] for rule in loaded.values())
