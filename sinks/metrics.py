@@ -10,10 +10,13 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 
 __all__ = [
+    "AGENT_UP",
     "ALERTS",
     "BATCH_INFERENCE_SECONDS",
     "BATCH_QUEUE_WAIT_SECONDS",
     "BATCH_SIZE",
+    "CONSUMER_LAG_OFFSETS",
+    "CONSUMER_LAG_SECONDS",
     "DOCS_INDEXED",
     "EVENTS_CONSUMED",
     "EVENTS_DEADLETTERED",
@@ -21,6 +24,7 @@ __all__ = [
     "ITEM_INDEX_ITEMS",
     "MODEL_SCORES",
     "REGISTRY",
+    "SECONDS_SINCE_COMMIT",
     "SINK_BACKPRESSURE",
     "SINK_BULK_SECONDS",
     "SINK_ITEM_FAILURES",
@@ -81,6 +85,22 @@ MODEL_SCORES = Histogram(
     buckets=tuple(round(-1 + i / 10, 1) for i in range(21)),
 )
 ALERTS = Counter("lepton_alerts_total", "Alerts published, by alert type and severity.", ["type", "severity"])
+# Consumer health, refreshed every few seconds by the worker's health timer (streams/health.py).
+CONSUMER_LAG_OFFSETS = Gauge(
+    "lepton_consumer_lag_offsets",
+    "Messages behind: the partition's high watermark minus this worker's committed (or consumed) position.",
+    ["topic", "partition"],
+)
+CONSUMER_LAG_SECONDS = Gauge(
+    "lepton_consumer_lag_seconds",
+    "Age of the last message processed on a partition while it lags (0 when caught up).",
+    ["topic", "partition"],
+)
+SECONDS_SINCE_COMMIT = Gauge(
+    "lepton_seconds_since_commit",
+    "Seconds since this worker last committed offsets (0 before its first assignment); grows when stalled.",
+)
+AGENT_UP = Gauge("lepton_agent_up", "1 while an agent runs, 0 once it crashed or stopped.", ["agent"])
 
 
 def serve_metrics(host: str, port: int) -> None:

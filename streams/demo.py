@@ -56,6 +56,7 @@ def demo(
         with console.status("starting the worker (loading the models, rebuilding the item index)..."):
             worker.wait_ready()
             catalog.join()
+        console.print(f"live console: [bold]{_console_url(settings)}[/] (open it in a browser while the demo runs)")
         feeds = {"news": news_feed(settings, news, rate, seed, surge_ticker),
                  "transactions": transactions_feed(settings, transactions, rate, seed),
                  "clicks": clicks_feed(settings, clicks, rate, seed)}
@@ -176,8 +177,14 @@ def _summary(settings: Settings, figures: dict[str, dict[str, float]], journey: 
         f"curl '{url}/{prefix}-alerts-*/_search?pretty'\n"
         f"  dead letters: lepton deadletter tail\n"
         f"  Prometheus:   http://127.0.0.1:{prom}/graph?g0.expr=rate(lepton_events_scored_total[1m])\n"
+        f"  live console: {_console_url(settings)} (while a worker runs: `lepton worker`)\n"
         f"  worker log:   {worker.log_path}"
     )
+
+
+def _console_url(settings: Settings) -> str:
+    """The worker's live console (streams/console.py), served by its web server."""
+    return f"http://{settings.metrics_host}:{settings.metrics_port}/console"
 
 
 def register(app: typer.Typer) -> None:

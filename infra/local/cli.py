@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
 from rich.table import Table
 
 from infra.local import stack
-from streams.settings import get_settings
+from infra.local.pipeline_status import pipeline_view
+from streams.settings import Settings, get_settings
 
 console = Console()
 
@@ -34,9 +36,28 @@ def down(only: str | None = ONLY) -> None:
     stack.down(get_settings(), _parse_only(only), report=console.print)
 
 
-def status(only: str | None = ONLY) -> None:
-    """Show each service: ports, pid, health, version, memory, log file."""
-    rows = stack.status(get_settings(), _parse_only(only))
+def status(only: str | None = ONLY,
+           watch: bool = typer.Option(False, "--watch", "-w", help="Keep the view live-updating (Ctrl-C stops).")
+           ) -> None:
+    """Show each service (ports, pid, health, version, memory, log) and the running pipeline (rates, lag, alerts)."""
+    settings = get_settings()
+    if watch:
+        try:
+            with Live(_status_view(settings, only)[0], console=console, refresh_per_second=1) as live:
+                while True:
+                    time.sleep(2)
+                    live.update(_status_view(settings, only)[0])
+        except KeyboardInterrupt:
+            return
+    view, healthy = _status_view(settings, only)
+    console.print(view)
+    if not healthy:
+        raise typer.Exit(1)
+
+
+def _status_view(settings: Settings, only: str | None) -> tuple[RenderableType, bool]:
+    """The stack table plus (without --only) the pipeline view; and whether every service is healthy."""
+    rows = stack.status(settings, _parse_only(only))
     table = Table(title="lepton local stack")
     for column in ("service", "ports", "pid", "health", "version", "memory", "log"):
         table.add_column(column)
@@ -46,9 +67,13 @@ def status(only: str | None = ONLY) -> None:
             f"[green]{row.health}[/]" if row.health == "healthy" else f"[red]{row.health}[/]",
             row.version, f"{row.rss_mb:.0f} MiB" if row.rss_mb else "-", str(row.log),
         )
-    console.print(table)
-    if any(row.health != "healthy" for row in rows):
-        raise typer.Exit(1)
+    healthy = all(row.health == "healthy" for row in rows)
+    if only:
+        return table, healthy
+    topics = settings.topics
+    pipeline = pipeline_view(f"http://127.0.0.1:{settings.local.prometheus_port}",
+                             {"sentiment": topics.news, "fraud": topics.transactions})
+    return Group(table, pipeline), healthy
 
 
 def register(app: typer.Typer) -> None:

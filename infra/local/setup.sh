@@ -40,6 +40,8 @@ retry "uv sync" uv sync --locked --quiet
 command -v java >/dev/null || apt_install openjdk-17-jre-headless
 command -v mvn >/dev/null || apt_install maven
 command -v prometheus >/dev/null || apt_install prometheus
+# Headless Chromium and its matching driver (same Debian source package) for the live-console browser test.
+command -v chromium >/dev/null && command -v chromedriver >/dev/null || apt_install chromium chromium-driver
 # Debian's package may start its own Prometheus on :9090 where an init system runs; the stack runs its own.
 if command -v service >/dev/null && [ -f /etc/init.d/prometheus ]; then service prometheus stop >/dev/null 2>&1 || true; fi
 echo "setup: ready ($(.venv/bin/python --version), $(java -version 2>&1 | head -1), $(prometheus --version 2>&1 | head -1 | cut -d' ' -f1-3))"
