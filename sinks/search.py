@@ -6,6 +6,7 @@ Elasticsearch 8.x gets the `elasticsearch` client, OpenSearch gets `opensearch-p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -65,16 +66,46 @@ class SearchClient(Protocol):
     def close(self) -> None: ...
 
 
+def shown_url(url: str) -> str:
+    """The URL as it may appear in messages and logs: credentials written into it are masked."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+def _tls_verify(settings: SearchSettings) -> bool | str:
+    """What `requests` calls `verify`: False, True (the system's CAs), or the CA bundle from the settings."""
+    if not settings.verify_certs:
+        return False
+    if settings.ca_certs is None:
+        return True
+    if not settings.ca_certs.is_file():
+        raise SearchError(f"LEPTON_SEARCH__CA_CERTS={settings.ca_certs} is not a readable file "
+                          "(the PEM bundle of the CA that signed the search engine's certificate)")
+    return str(settings.ca_certs)
+
+
 def _auth(settings: SearchSettings) -> dict[str, Any]:
-    """Credentials and TLS options shared by both clients and the probe."""
-    options: dict[str, Any] = {"verify_certs": settings.verify_certs, "request_timeout": settings.request_timeout_s}
-    if settings.ca_certs:
-        options["ca_certs"] = str(settings.ca_certs)
+    """Credentials and TLS options shared by both clients (each renames what it calls differently)."""
+    verify = _tls_verify(settings)
+    options: dict[str, Any] = {"verify_certs": verify is not False, "request_timeout": settings.request_timeout_s}
+    if isinstance(verify, str):
+        options["ca_certs"] = verify
     if settings.username and settings.password:
         options["http_auth"] = (settings.username, settings.password.get_secret_value())
     if settings.api_key:
         options["api_key"] = settings.api_key.get_secret_value()
     return options
+
+
+def _auth_fix(settings: SearchSettings) -> str:
+    """Which settings hold the credentials the server refused."""
+    if settings.api_key:
+        return "check LEPTON_SEARCH__API_KEY (the base64 `id:key` form)"
+    if settings.username:
+        return "check LEPTON_SEARCH__USERNAME and LEPTON_SEARCH__PASSWORD"
+    return "set LEPTON_SEARCH__USERNAME and LEPTON_SEARCH__PASSWORD, or LEPTON_SEARCH__API_KEY"
 
 
 def identify(settings: SearchSettings) -> tuple[Distribution, str]:
@@ -84,19 +115,34 @@ def identify(settings: SearchSettings) -> tuple[Distribution, str]:
         headers["Authorization"] = f"ApiKey {settings.api_key.get_secret_value()}"
     auth = (settings.username, settings.password.get_secret_value()) if settings.username and settings.password \
         else None
-    verify: bool | str = str(settings.ca_certs) if settings.ca_certs else settings.verify_certs
+    url = shown_url(settings.url)
+    verify = _tls_verify(settings)
     try:
         response = requests.get(settings.url, headers=headers, auth=auth, verify=verify,
                                 timeout=settings.request_timeout_s)
+        if response.status_code in (401, 403):
+            raise SearchError(f"the search engine at {url} refused the credentials ({response.status_code} "
+                              f"{response.reason}): {_auth_fix(settings)}")
         response.raise_for_status()
         version = response.json()["version"]
+    except requests.exceptions.SSLError as error:
+        raise SearchError(
+            f"TLS with the search engine at {url} failed ({_ssl_reason(error)}): check LEPTON_SEARCH__CA_CERTS "
+            "(the CA that signed the server's certificate) and that the URL's host name is in that certificate"
+        ) from None
     except (requests.RequestException, ValueError, KeyError) as error:
         raise SearchError(
-            f"could not identify the search engine at {settings.url}: {error}. "
-            "Is it running (`lepton up --only search`), and are LEPTON_SEARCH__* credentials right?"
-        ) from error
+            f"could not identify the search engine at {url}: {error}. "
+            "Is it running (`lepton up --only search`), and are LEPTON_SEARCH__URL and LEPTON_SEARCH__* right?"
+        ) from None
     distribution: Distribution = "opensearch" if version.get("distribution") == "opensearch" else "elasticsearch"
     return distribution, str(version["number"])
+
+
+def _ssl_reason(error: Exception) -> str:
+    """The innermost TLS reason (e.g. `certificate verify failed: unable to get local issuer certificate`)."""
+    found = re.search(r"certificate verify failed[^(')\"]*", str(error))
+    return found.group(0).strip() if found else str(error)[:300]
 
 
 def connect(settings: SearchSettings) -> SearchClient:
@@ -107,7 +153,7 @@ def connect(settings: SearchSettings) -> SearchClient:
 
         return OpenSearchClient(settings, version, _auth(settings))
     if not version.startswith(("8.", "9.")):
-        raise SearchError(f"Elasticsearch {version} at {settings.url} is not supported; use 8.x or 9.x.")
+        raise SearchError(f"Elasticsearch {version} at {shown_url(settings.url)} is not supported; use 8.x or 9.x.")
     from sinks.search_elasticsearch import ElasticsearchClient
 
     return ElasticsearchClient(settings, version, _auth(settings))

@@ -19,7 +19,10 @@ class OpenSearchClient:
     def __init__(self, settings: SearchSettings, version: str, options: dict[str, Any]) -> None:
         self.version = version
         timeout = options.pop("request_timeout")
-        self._client = OpenSearch(hosts=[settings.url], timeout=timeout, **options)
+        api_key = options.pop("api_key", None)  # opensearch-py has no api_key option: send the header itself
+        headers = {"authorization": f"ApiKey {api_key}"} if api_key else None
+        self._client = OpenSearch(hosts=[settings.url], timeout=timeout, headers=headers,
+                                  ssl_show_warn=options["verify_certs"], **options)
 
     def bulk_index(self, docs: Iterable[Doc]) -> BulkResult:
         body = bulk_body(docs)

@@ -20,6 +20,7 @@ from confluent_kafka import KafkaException, Message, Producer
 from streams import pii
 from streams.errors import ProduceError
 from streams.events import DeadLetter, InputEvent
+from streams.kafka_errors import ErrorLog, describe_failure
 from streams.settings import Settings, get_settings
 
 Kind = Literal["news", "transactions", "clicks", "catalog"]
@@ -72,8 +73,10 @@ class EventProducer:
         self.settings = settings or get_settings()
         self.pii_key = pii_key or pii.resolve_key(self.settings)
         self.stats = DeliveryStats()
+        self.errors = ErrorLog()  # broker-level errors (a refused password, a failed TLS handshake)
         base: dict[str, Any] = {
             **self.settings.kafka.confluent_config(),
+            "error_cb": self.errors,
             "enable.idempotence": True,
             "acks": "all",
             # Java-compatible key hashing, as the workers' Kafka client uses: a key's partition is the same
@@ -86,14 +89,12 @@ class EventProducer:
         self._producer = Producer(base | (config or {}))
 
     def check_connection(self, timeout_s: float = 5.0) -> None:
-        """Fail fast with a readable error when the broker cannot be reached."""
+        """Fail fast with a readable error (wrong credentials, TLS, address) when the broker cannot be reached."""
         try:
             self._producer.list_topics(timeout=timeout_s)
         except KafkaException as error:
-            raise ProduceError(
-                f"cannot reach Kafka at {self.settings.kafka.bootstrap_servers} ({error.args[0]}); "
-                "is the local stack up (`lepton up`)?"
-            ) from None
+            self._producer.poll(0.5)  # serve the error events that say why
+            raise ProduceError(describe_failure(self.settings.kafka, error, self.errors)) from None
 
     def topic_for(self, kind: Kind) -> str:
         """The configured topic name of an input kind."""

@@ -15,9 +15,13 @@ def worker(loglevel: str = typer.Option("info", help="debug, info, warning or er
     import faust
 
     from streams.app import create_app
+    from streams.producer import EventProducer
     from streams.settings import get_settings
 
-    app, _ = create_app(get_settings())
+    settings = get_settings()
+    with EventProducer(settings) as probe:  # a refused password or certificate: say which setting, then stop
+        probe.check_connection(timeout_s=30.0)
+    app, _ = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     for chatty in ("opensearch", "elastic_transport", "elasticsearch"):  # one line per bulk request otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -46,6 +46,7 @@ def test_environment_overrides_nested_values(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_secrets_are_hidden_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEPTON_SEARCH__USERNAME", "lepton")
     monkeypatch.setenv("LEPTON_SEARCH__PASSWORD", "hunter2")
     monkeypatch.setenv("LEPTON_KAFKA__SASL_PASSWORD", "s3cret")
     text = repr(Settings()) + str(Settings().model_dump())
