@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -106,7 +106,6 @@ class FraudScore:
     reason_codes: list[str]
     model: str
     version: str
-    attributions: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -252,9 +251,6 @@ class FraudModel:
                     reason_codes=[code for code, _ in reasons],
                     model=self.name,
                     version=self.version,
-                    attributions={
-                        name: round(float(v), 4) for name, v in zip(FEATURE_NAMES, attributions[i], strict=True)
-                    },
                 )
             )
         return results

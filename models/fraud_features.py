@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -106,13 +106,13 @@ class CardState:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict (tuples become lists)."""
-        data = asdict(self)
-        data["window"] = [list(pair) for pair in self.window]
-        data["devices"] = [list(pair) for pair in self.devices]
-        data["places"] = [list(pair) for pair in self.places]
-        for name in ("merchants", "mccs", "countries"):
-            data[name] = list(data[name])
-        return data
+        return {
+            "n": self.n, "mean_log": self.mean_log, "m2_log": self.m2_log, "last_ts": self.last_ts,
+            "last_channel": self.last_channel, "last_lat": self.last_lat, "last_lon": self.last_lon,
+            "last_loc_ts": self.last_loc_ts, "window": [list(pair) for pair in self.window],
+            "merchants": list(self.merchants), "mccs": list(self.mccs), "countries": list(self.countries),
+            "devices": [list(pair) for pair in self.devices], "places": [list(pair) for pair in self.places],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CardState:

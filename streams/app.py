@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any
 
 import faust
@@ -19,8 +20,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sinks.search import connect
 from sinks.search_sink import SearchSink
+from streams import console
 from streams.batch_io import Record, emit_letters, processing_letter
 from streams.decoding import Decoder
+from streams.health import ConsumerHealth, watch
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,7 +81,7 @@ class Runtime:
         from streams.fraud_pipeline import FraudPipeline
 
         model = await asyncio.to_thread(FraudModel.load, None, self.settings.models.device)
-        batcher = await self._batcher(model.score_batch, "fraud")
+        batcher = await self._batcher(model.score_batch, "fraud", self.settings.batching.fraud_batch_size)
         self.pipelines["fraud"] = FraudPipeline(self.settings, self.decoder, batcher.submit, self.sink,
                                                 self.publish, self.card_states)
 
@@ -103,10 +106,13 @@ class Runtime:
         self.pipelines["clicks"] = ClicksPipeline(s, self.decoder, index, Popularity.from_settings(s.recs),
                                                   self.user_states, self.sink, self.publish)
 
-    async def _batcher(self, fn: Any, name: str) -> Any:
+    async def _batcher(self, fn: Any, name: str, max_batch_size: int | None = None) -> Any:
         from models.batcher import DynamicBatcher
 
-        batcher = DynamicBatcher.from_settings(fn, name=name, batching=self.settings.batching)
+        batching = self.settings.batching
+        if max_batch_size:
+            batching = batching.model_copy(update={"max_batch_size": max_batch_size})
+        batcher = DynamicBatcher.from_settings(fn, name=name, batching=batching)
         await batcher.start()
         return batcher
 
@@ -143,12 +149,14 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     app = faust.App(
         settings.worker_id,
         broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
+        broker_credentials=settings.kafka.faust_credentials(),  # SASL and/or TLS from LEPTON_KAFKA__*
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",
         topic_replication_factor=settings.kafka.replication_factor,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.kafka.session_timeout_s,
         producer_acks=-1,
         web_enabled=True,
         web_bind=settings.metrics_host,
@@ -157,6 +165,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         web_in_thread=True,
     )
     runtime = Runtime(settings, app)
+    health = ConsumerHealth(settings.stall_after_s)
     batching, topics = settings.batching, settings.topics
 
     def table(name: str, partitions: int) -> Any:
@@ -164,13 +173,13 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         return app.Table(name, partitions=partitions, use_partitioner=True,
                          schema=faust.Schema(key_serializer="json", value_serializer="json"))
 
-    def agent(topic: str, partitions: int, pipeline: str) -> None:
+    def agent(topic: str, partitions: int, pipeline: str, take_max: int = 0) -> None:
         """One agent: micro-batches of `topic` into the named pipeline, acked once it returns."""
         source = app.topic(topic, key_type=bytes, value_type=bytes, partitions=partitions)
 
         async def consume(stream: faust.StreamT) -> None:
             await runtime.ready()
-            async for events in stream.take_events(batching.take_max, within=batching.take_within_s):
+            async for events in stream.take_events(take_max or batching.take_max, within=batching.take_within_s):
                 records = _records(events)
                 # take_events acks the batch when this loop is left, even by cancellation (a graceful stop):
                 # finish the batch first, so nothing is acked that was not processed.
@@ -187,7 +196,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         agent(topics.news, topics.news_partitions, "sentiment")
     if settings.runs("fraud"):
         runtime.card_states = table("card-state", topics.transactions_partitions)
-        agent(topics.transactions, topics.transactions_partitions, "fraud")
+        agent(topics.transactions, topics.transactions_partitions, "fraud", take_max=batching.fraud_batch_size)
     if settings.runs("recs"):
         runtime.user_states = table("user-interest", topics.clicks_partitions)
         agent(topics.catalog, topics.catalog_partitions, "catalog")
@@ -199,7 +208,15 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.page("/ready")
     async def ready_page(web: Any, request: Any) -> Any:
-        ready = runtime.started
-        return web.json({"ready": ready}, status=200 if ready else 503)
+        ready = runtime.started and not health.crashed
+        return web.json({"ready": ready, "crashed": health.crashed}, status=200 if ready else 503)
+
+    @app.page("/live")
+    async def live_page(web: Any, request: Any) -> Any:
+        problems = health.problems(time.time())
+        return web.json({"live": not problems, "problems": problems}, status=503 if problems else 200)
+
+    watch(app, health)
+    console.register(app, runtime, health)
 
     return app, runtime

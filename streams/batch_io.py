@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,6 +18,8 @@ from streams.events import Alert, DeadLetter
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes, bytes], Awaitable[None]]  # (topic, key, value); returns once acknowledged
+# This process's latest published alerts per kind, newest last (the live console shows them).
+RECENT_ALERTS: defaultdict[str, deque[Alert]] = defaultdict(lambda: deque(maxlen=100))
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,10 @@ def refused_letters(refused: Sequence[BulkItemError], records: Mapping[str, Reco
 
 async def emit_letters(publish: Publish, topic: str, letters: Sequence[DeadLetter]) -> None:
     """Publish dead letters (keyed by source topic) and count them."""
+    # Sent together and awaited together: one round trip to the broker, not one per letter.
+    await asyncio.gather(*(publish(topic, letter.source_topic.encode(),
+                                   letter.model_dump_json(exclude_none=True).encode()) for letter in letters))
     for letter in letters:
-        await publish(topic, letter.source_topic.encode(), letter.model_dump_json(exclude_none=True).encode())
         metrics.EVENTS_DEADLETTERED.labels(letter.source_topic, letter.error_type).inc()
 
 
@@ -54,9 +60,11 @@ async def emit_alerts(publish: Publish, sink: SearchSink, topic: str, prefix: st
     """Alerts go to their topic (keyed by alert_id) and to the alerts index (id = alert_id: repeats overwrite)."""
     if not alerts:
         return
+    await asyncio.gather(*(publish(topic, alert.alert_id.encode(), alert.model_dump_json(exclude_none=True).encode())
+                           for alert in alerts))
     for alert in alerts:
-        await publish(topic, alert.alert_id.encode(), alert.model_dump_json(exclude_none=True).encode())
         metrics.ALERTS.labels(alert.kind, alert.severity).inc()
+        RECENT_ALERTS[alert.kind].append(alert)
         log.warning("ALERT %s %s: %s", alert.kind, alert.subject, alert.summary)
     sink.add([Doc(monthly_index(prefix, "alerts", a.created_at), a.alert_id, a.model_dump(mode="json"))
               for a in alerts])

@@ -33,7 +33,7 @@ from streams.events import utc_now
 from streams.generators.transactions import TransactionGenerator
 from streams.producer import EventProducer
 from streams.settings import KafkaSettings, Settings, get_settings
-from streams.topics import admin_client, create_topics
+from streams.topics import admin_client, create_topics, delete_run
 from streams.worker_process import WorkerProcess, free_port, isolated
 
 console = Console(stderr=True)
@@ -77,13 +77,8 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def aiokafka_options(kafka: KafkaSettings) -> dict[str, Any]:
-    """Connection options for aiokafka clients from the Kafka settings."""
-    options: dict[str, Any] = {"bootstrap_servers": kafka.bootstrap_servers,
-                               "security_protocol": kafka.security_protocol}
-    if kafka.sasl_mechanism:
-        options |= {"sasl_mechanism": kafka.sasl_mechanism, "sasl_plain_username": kafka.sasl_username,
-                    "sasl_plain_password": kafka.sasl_password.get_secret_value() if kafka.sasl_password else None}
-    return options
+    """Connection options for aiokafka clients from the Kafka settings (SASL and TLS as the workers use them)."""
+    return kafka.aiokafka_options()
 
 
 async def ceiling_rate(s: Settings, count: int, scratch: str) -> float:
@@ -194,17 +189,6 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def delete_run_topics(s: Settings, run: str) -> None:
-    """Delete every topic and consumer group of this run (isolated, scratch and the worker's internal ones)."""
-    admin = admin_client(s)
-    groups = [g.group_id for g in admin.list_consumer_groups().result(timeout=30).valid if run in g.group_id]
-    for future in (admin.delete_consumer_groups(groups) if groups else {}).values():
-        future.result(timeout=30)
-    names = [name for name in admin.list_topics(timeout=30).topics if run in name]
-    for future in (admin.delete_topics(names) if names else {}).values():
-        future.result(timeout=30)
-
-
 def bench_fraud(
     count: int = typer.Option(10_000, min=500, help="Transactions on the shared topic (ceiling and pipeline)."),
     seconds: float = typer.Option(20.0, min=5, help="How long to produce at half rate for alert latency."),
@@ -244,7 +228,7 @@ def bench_fraud(
         worker.stop()
         client.delete_index(f"{s.search.index_prefix}-*")
         client.close()
-        delete_run_topics(s, run)
+        delete_run(s, run)
     result = {
         "pipeline_per_s": round(pipeline, 1), "ceiling_per_s": round(ceiling, 1),
         "pipeline_vs_ceiling": round(pipeline / ceiling, 3),

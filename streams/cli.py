@@ -27,7 +27,11 @@ def _register() -> None:
     from models.sentiment_cli import register as register_sentiment
     from streams.bench import register as register_bench
     from streams.bench_fraud import register as register_bench_fraud
+    from streams.bench_fuzz import register as register_bench_fuzz
     from streams.bench_recs import register as register_bench_recs
+    from streams.chaos_cli import register as register_chaos
+    from streams.config_reference import register as register_config
+    from streams.dashboards_cli import register as register_dashboards
     from streams.deadletter_cli import register as register_deadletter
     from streams.demo import register as register_demo
     from streams.produce_cli import register as register_produce
@@ -45,9 +49,13 @@ def _register() -> None:
     register_demo(app)
     register_bench(app)
     register_bench_fraud(app)
+    register_bench_fuzz(app)
     register_bench_recs(app)
     register_recs(app)
+    register_chaos(app)
     register_sentiment(app)
+    register_dashboards(app)
+    register_config(app)
 
 
 _register()

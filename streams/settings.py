@@ -5,12 +5,19 @@ Nested sections use a double underscore: `LEPTON_KAFKA__BOOTSTRAP_SERVERS=broker
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources import NestedSecretsSettingsSource
+
+from streams.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import ssl
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +38,8 @@ class KafkaSettings(Section):
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     replication_factor: int = Field(1, ge=1)
+    session_timeout_s: float = Field(
+        15.0, ge=6, le=300, description="a crashed worker's partitions move to the others after this long")
 
     def confluent_config(self) -> dict[str, str]:
         """The same settings in librdkafka's vocabulary (confluent-kafka producers and admin)."""
@@ -49,6 +58,79 @@ class KafkaSettings(Section):
             config["ssl.key.location"] = str(self.ssl_keyfile)
         return config
 
+    @property
+    def uses_sasl(self) -> bool:
+        """Whether connections authenticate with SASL (SASL_PLAINTEXT or SASL_SSL)."""
+        return self.security_protocol.startswith("SASL_")
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaSettings:
+        """SASL needs a mechanism, a user and a password (checked here, not at the first connection)."""
+        fields = ("sasl_mechanism", "sasl_username", "sasl_password")
+        if self.uses_sasl and not all(getattr(self, name) for name in fields):
+            missing = ", ".join(f"LEPTON_KAFKA__{name.upper()}" for name in fields if not getattr(self, name))
+            raise ValueError(f"security_protocol {self.security_protocol} needs {missing} to be set")
+        return self
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of SSL / SASL_SSL connections (aiokafka, Faust); None for the plaintext protocols.
+
+        The CA file verifies the broker (hostname included); without one the system's CAs do. A client
+        certificate (mutual TLS) is loaded when LEPTON_KAFKA__SSL_CERTFILE is set.
+        """
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        import ssl
+
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ConfigurationError(f"LEPTON_KAFKA__{name.upper()}={path} is not a readable file")
+        try:
+            context = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+            if self.ssl_certfile:
+                context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        except ssl.SSLError as error:
+            raise ConfigurationError(f"cannot load the Kafka TLS files ({error}); check LEPTON_KAFKA__SSL_CAFILE, "
+                                     "__SSL_CERTFILE and __SSL_KEYFILE (PEM)") from None
+        return context
+
+    def faust_credentials(self) -> Any:
+        """The Faust worker's `broker_credentials`: SASL (over TLS for SASL_SSL), TLS alone, or None."""
+        import faust
+
+        context = self.ssl_context()
+        if self.uses_sasl:
+            assert self.sasl_password is not None  # checked by _sasl_complete
+            return faust.SASLCredentials(username=self.sasl_username, password=self.sasl_password.get_secret_value(),
+                                         ssl_context=context, mechanism=self.sasl_mechanism)
+        return faust.SSLCredentials(context) if context is not None else None
+
+    def aiokafka_options(self) -> dict[str, Any]:
+        """Connection options for plain aiokafka clients (benches, tools), the same as the workers use."""
+        options: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers,
+                                   "security_protocol": self.security_protocol}
+        context = self.ssl_context()
+        if context is not None:
+            options["ssl_context"] = context
+        if self.uses_sasl:
+            assert self.sasl_password is not None  # checked by _sasl_complete
+            options |= {"sasl_mechanism": self.sasl_mechanism, "sasl_plain_username": self.sasl_username,
+                        "sasl_plain_password": self.sasl_password.get_secret_value()}
+        return options
+
+    def failure_hint(self, error_text: str) -> str:
+        """What to check, given a Kafka client's error: the credentials, the TLS files, or reachability."""
+        text = error_text.lower()
+        if "handshake" in text or "certificate" in text:
+            return ("the TLS handshake failed: check LEPTON_KAFKA__SSL_CAFILE (the CA that signed the broker's "
+                    "certificate) and LEPTON_KAFKA__SECURITY_PROTOCOL")
+        if "authenticat" in text or "credentials" in text:
+            return (f"the broker refused the credentials of {self.sasl_username!r} ({self.sasl_mechanism}): check "
+                    "LEPTON_KAFKA__SASL_USERNAME, LEPTON_KAFKA__SASL_PASSWORD and LEPTON_KAFKA__SASL_MECHANISM")
+        return ("is the broker running (`lepton up`), and are LEPTON_KAFKA__BOOTSTRAP_SERVERS and "
+                "LEPTON_KAFKA__SECURITY_PROTOCOL right?")
+
 
 class SearchSettings(Section):
     """The Elasticsearch or OpenSearch cluster that holds the score indices."""
@@ -64,6 +146,15 @@ class SearchSettings(Section):
     bulk_max_docs: int = Field(500, ge=1, description="documents per bulk request")
     retry_initial_s: float = Field(0.5, gt=0, description="first back-off after a 429/5xx or outage")
     retry_max_s: float = Field(30.0, gt=0, description="longest back-off between retries")
+
+    @model_validator(mode="after")
+    def _credentials_complete(self) -> SearchSettings:
+        """Basic auth needs both halves; a lone username or password would silently send no credentials."""
+        if bool(self.username) != bool(self.password):
+            missing = "LEPTON_SEARCH__PASSWORD" if self.username else "LEPTON_SEARCH__USERNAME"
+            raise ValueError(f"search basic auth needs both LEPTON_SEARCH__USERNAME and LEPTON_SEARCH__PASSWORD; "
+                             f"set {missing} (or use LEPTON_SEARCH__API_KEY alone)")
+        return self
 
 
 class TopicSettings(Section):
@@ -125,6 +216,9 @@ class BatchingSettings(Section):
     max_wait_ms: float = Field(10.0, ge=0)
     take_max: int = Field(64, ge=1)
     take_within_s: float = Field(0.2, gt=0)
+    fraud_batch_size: int = Field(
+        512, ge=1, le=4096, description="micro-batch and device batch of the fraud agent (a small MLP: large "
+        "batches cost little latency and save per-batch overhead)")
 
 
 class RecsSettings(Section):
@@ -190,6 +284,7 @@ class Settings(BaseSettings):
     recs: RecsSettings = RecsSettings()
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(6066, ge=1, le=65535)
+    stall_after_s: float = Field(120.0, gt=0, description="/live fails after lagging this long without a commit")
     worker_id: str = "lepton-worker"
     pipelines: str = Field("sentiment,fraud,recs", pattern=r"^(sentiment|fraud|recs)(,(sentiment|fraud|recs))*$",
                            description="the pipelines this worker runs, comma-separated")
@@ -199,6 +294,39 @@ class Settings(BaseSettings):
         return pipeline in self.pipelines.split(",")
     mode: Literal["development", "production"] = "development"
     pii_key: SecretStr | None = None  # HMAC key for card tokens; required in production (streams/pii.py)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment, then `.env`, then secret files (one file per variable, e.g. `lepton_search__password`)."""
+        secrets = NestedSecretsSettingsSource(file_secret_settings, secrets_dir=secrets_dir(), secrets_dir_missing="ok")
+        return init_settings, env_settings, dotenv_settings, secrets
+
+
+SECRETS_DIR_ENV = "LEPTON_SECRETS_DIR"
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+
+def secrets_dir() -> Path | None:
+    """Where secret files are read from: LEPTON_SECRETS_DIR, else /run/secrets (Docker, Kubernetes) when present.
+
+    Each file is named like the variable it replaces (case-insensitive) and holds just the value, for example
+    `lepton_kafka__sasl_password`, `lepton_search__password`, `lepton_search__api_key`, `lepton_pii_key`.
+    An environment variable of the same name wins over the file.
+    """
+    configured = os.environ.get(SECRETS_DIR_ENV)
+    if configured:
+        if not Path(configured).is_dir():
+            raise ConfigurationError(f"{SECRETS_DIR_ENV}={configured} is not a directory: create it, or unset "
+                                     f"{SECRETS_DIR_ENV} to read secrets from the environment only")
+        return Path(configured)
+    return DEFAULT_SECRETS_DIR if DEFAULT_SECRETS_DIR.is_dir() else None
 
 
 @lru_cache(maxsize=1)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from streams.batch_io import Record
 from streams.errors import ServiceError
+from streams.kafka_errors import ErrorLog, describe_failure
 from streams.settings import Settings
 
 
@@ -38,20 +40,26 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-def admin_client(settings: Settings) -> AdminClient:
+def admin_client(settings: Settings, errors: ErrorLog | None = None) -> AdminClient:
     """An admin client with the configured bootstrap servers and security options."""
-    return AdminClient(settings.kafka.confluent_config())
+    return AdminClient(settings.kafka.confluent_config() | ({"error_cb": errors} if errors is not None else {}))
+
+
+def _metadata(settings: Settings, timeout_s: float, topic: str | None = None) -> tuple[AdminClient, Any]:
+    """An admin client and the cluster's metadata; a failure says whether credentials, TLS or the address is wrong."""
+    errors = ErrorLog()
+    admin = admin_client(settings, errors)
+    try:
+        return admin, admin.list_topics(topic, timeout=timeout_s)
+    except KafkaException as error:
+        admin.poll(0.5)  # serve the error events that say why
+        raise ServiceError(describe_failure(settings.kafka, error, errors)) from None
 
 
 def create_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]:
     """Create the missing topics; returns each topic's outcome ('created' or 'exists')."""
-    admin = admin_client(settings)
-    try:
-        existing = set(admin.list_topics(timeout=timeout_s).topics)
-    except Exception as error:
-        raise ServiceError(
-            f"Kafka at {settings.kafka.bootstrap_servers} did not answer ({error}). Start it with `lepton up`."
-        ) from error
+    admin, metadata = _metadata(settings, timeout_s)
+    existing = set(metadata.topics)
     outcome = {spec.name: "exists" for spec in topic_specs(settings) if spec.name in existing}
     new = [
         NewTopic(spec.name, num_partitions=spec.partitions,
@@ -72,11 +80,7 @@ def create_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, str]
 
 def list_topics(settings: Settings, timeout_s: float = 30.0) -> list[TopicSpec]:
     """The broker's non-internal topics with partition count and cleanup policy."""
-    admin = admin_client(settings)
-    try:
-        metadata = admin.list_topics(timeout=timeout_s)
-    except Exception as error:
-        raise ServiceError(f"Kafka did not answer ({error}). Start it with `lepton up`.") from error
+    admin, metadata = _metadata(settings, timeout_s)
     names = sorted(name for name in metadata.topics if not name.startswith("__"))
     if not names:
         return []
@@ -90,13 +94,15 @@ def list_topics(settings: Settings, timeout_s: float = 30.0) -> list[TopicSpec]:
 
 def read_records(settings: Settings, topic: str, last: int | None = None, timeout_s: float = 10.0) -> list[Record]:
     """The records now in `topic` (all, or the `last` per partition), read without joining a consumer group."""
-    consumer = Consumer(settings.kafka.confluent_config()
-                        | {"group.id": f"lepton-reader-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
+    errors = ErrorLog()
+    consumer = Consumer(settings.kafka.confluent_config() | {"error_cb": errors,
+                        "group.id": f"lepton-reader-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
     try:
         try:
             info = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
         except KafkaException as error:
-            raise ServiceError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {error.args[0]}") from None
+            consumer.poll(0.5)  # serve the error events that say why
+            raise ServiceError(describe_failure(settings.kafka, error, errors)) from None
         if info is None or info.error is not None or not info.partitions:
             return []
         ends: dict[int, int] = {}
@@ -122,3 +128,14 @@ def read_records(settings: Settings, topic: str, last: int | None = None, timeou
         return records
     finally:
         consumer.close()
+
+
+def delete_run(s: Settings, run: str) -> None:
+    """Delete every topic and consumer group of this run (isolated, scratch and the worker's internal ones)."""
+    admin = admin_client(s)
+    groups = [g.group_id for g in admin.list_consumer_groups().result(timeout=30).valid if run in g.group_id]
+    for future in (admin.delete_consumer_groups(groups) if groups else {}).values():
+        future.result(timeout=30)
+    names = [name for name in admin.list_topics(timeout=30).topics if run in name]
+    for future in (admin.delete_topics(names) if names else {}).values():
+        future.result(timeout=30)

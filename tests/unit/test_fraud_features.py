@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from datetime import UTC, datetime, timedelta
@@ -222,6 +223,7 @@ def test_state_round_trips_through_json_and_stays_small() -> None:
         for i in range(1000)
     ]
     state, _ = replay(*events)
+    assert set(state.to_dict()) == {field.name for field in dataclasses.fields(CardState)}  # none forgotten
     encoded = json.dumps(state.to_dict())
     assert len(encoded) < 12_000
     restored = CardState.from_dict(json.loads(encoded))

@@ -145,3 +145,42 @@ def test_tickers_come_from_the_field_and_cashtags() -> None:
         context={"pii_key": KEY},
     )
     assert tickers_of(event) == ["ACME", "ZED", "BOLT"]
+
+
+async def test_a_scored_chunk_is_indexed_while_the_next_one_is_still_being_scored() -> None:
+    import asyncio
+
+    log: list[str] = []
+    release = asyncio.Event()
+
+    async def score(texts: list[str]) -> list[SentimentResult]:
+        first = texts[0].endswith(" 0")
+        log.append(f"score {'first' if first else 'second'} started")
+        if not first:
+            await release.wait()  # the second chunk stays "on the device" until the first one is flushed
+        return [result(t) for t in texts]
+
+    class RecordingSink(FakeSink):
+        async def flush(self) -> list[BulkItemError]:
+            log.append(f"flush {len(self.pending)}")
+            release.set()
+            return await super().flush()
+
+    pipeline, sink, _ = make(score, RecordingSink())
+    size = pipeline.settings.batching.max_batch_size
+    outcome = await pipeline.process(records([news(i, f"Acme item {i}", ["ACME"]) for i in range(size + 3)]))
+    assert outcome.scored == size + 3 and len(sink.written) == size + 3
+    assert log == ["score first started", "score second started", f"flush {size}", "flush 3"]
+
+
+async def test_a_failed_chunk_is_dead_lettered_and_the_other_chunks_indexed() -> None:
+    async def score(texts: list[str]) -> list[SentimentResult]:
+        if texts[0].endswith(" 0"):
+            raise RuntimeError("device lost")
+        return [result(t) for t in texts]
+
+    pipeline, sink, sent = make(score)
+    size = pipeline.settings.batching.max_batch_size
+    outcome = await pipeline.process(records([news(i, f"Acme item {i}", ["ACME"]) for i in range(size + 3)]))
+    assert outcome.scored == 3 and outcome.dead_letters == size
+    assert len(sink.written) == 3 and sum(topic == "deadletter" for topic, _, _ in sent) == size

@@ -1,0 +1,45 @@
+"""`lepton chaos` at CI size: every fault scenario loses nothing and duplicates nothing.
+
+The full size is behind the command (`lepton chaos --scenario all`, 2,000 events each, 60 s outage).
+search-outage and broker-restart stop and start services of the local stack, which comes back healthy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra.local import stack
+from streams.chaos import ChaosConfig, run_scenario
+from streams.settings import Settings
+
+CI_SIZE = {
+    "poison": ChaosConfig(events=300, seconds=15),
+    "kill-worker": ChaosConfig(events=400, seconds=45, kills=3),
+    "sigterm": ChaosConfig(events=300, seconds=20),
+    "search-outage": ChaosConfig(events=300, seconds=30, outage_s=15),
+    "broker-restart": ChaosConfig(events=300, seconds=30),
+}
+
+
+@pytest.mark.parametrize("scenario", list(CI_SIZE))
+def test_scenario_loses_and_duplicates_nothing(settings: Settings, scenario: str, tmp_path: Path) -> None:
+    config = CI_SIZE[scenario]
+    try:
+        figures = run_scenario(settings, scenario, config, tmp_path)
+    finally:
+        stack.up(settings, report=lambda _: None)  # whatever the fault did, the next test gets a healthy stack
+    assert figures.produce_failures == 0
+    assert figures.valid == config.events
+    assert figures.lost == 0, figures
+    assert figures.duplicated == 0, figures
+    assert figures.documents == config.events
+    assert figures.worker_running, figures
+    if scenario == "poison":
+        assert figures.dead_letters >= figures.expected_dead_letters > 40, figures
+    else:
+        assert figures.expected_dead_letters == 0 and figures.recovery_s is not None and figures.recovery_s > 0
+    if scenario == "sigterm":
+        assert figures.shutdown_s is not None and figures.shutdown_s < config.shutdown_bound_s
+    assert figures.alerts > 0  # the workload's negative surge and fraud scenarios raise alerts
