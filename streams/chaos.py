@@ -184,8 +184,9 @@ class ChaosRun:
         except OSError:
             return 0.0
 
-    def wait_flowing(self, since: float, baseline: float, timeout_s: float = 300.0) -> float:
+    def wait_flowing(self, since: float, baseline: float) -> float:
         """Seconds from `since` until the worker indexes beyond `baseline` (the end of a fault to recovery)."""
+        timeout_s = self.config.drain_timeout_s
         deadline = time.monotonic() + timeout_s
         while self.indexed() <= baseline:
             if time.monotonic() > deadline:
