@@ -23,6 +23,7 @@ from sinks.search_sink import SearchSink
 from streams import console
 from streams.batch_io import Record, emit_letters, processing_letter
 from streams.decoding import Decoder
+from streams.faust_fixes import LeptonApp
 from streams.health import ConsumerHealth, watch
 from streams.settings import Settings
 
@@ -146,7 +147,7 @@ def _records(events: Any) -> list[Record]:
 
 def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     """The worker's Faust app with its agents and web pages, and the runtime they share."""
-    app = faust.App(
+    app = LeptonApp(  # faust.App with two restart fixes (streams/faust_fixes.py)
         settings.worker_id,
         broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
         broker_credentials=settings.kafka.faust_credentials(),  # SASL and/or TLS from LEPTON_KAFKA__*

@@ -21,15 +21,9 @@ CI_SIZE = {
     "search-outage": ChaosConfig(events=300, seconds=30, outage_s=15, drain_timeout_s=150),
     "broker-restart": ChaosConfig(events=300, seconds=30, drain_timeout_s=150),
 }
-# Known open problem (issue #8 note): faust-streaming 0.15.3's table recovery resumes the stream partitions before
-# it seeks them to the committed offsets; a message in flight then moves the read offset past re-fetched ones,
-# which are dropped. After a restart a few events can be skipped (8 of 400 in one CI run). The scenario still runs
-# and reports its figures; it may not turn the suite red until that race is fixed.
-RESTART_RACE = pytest.mark.xfail(reason="Faust recovery race can skip events after a restart (issue #8)", strict=False)
-KNOWN = {"kill-worker": RESTART_RACE, "sigterm": RESTART_RACE}  # both restart the worker mid-run
 
 
-@pytest.mark.parametrize("scenario", [pytest.param(name, marks=KNOWN.get(name, ())) for name in CI_SIZE])
+@pytest.mark.parametrize("scenario", CI_SIZE)
 def test_scenario_loses_and_duplicates_nothing(settings: Settings, scenario: str, tmp_path: Path) -> None:
     config = CI_SIZE[scenario]
     try:

@@ -22,8 +22,6 @@ from streams.worker_process import WorkerProcess, free_port, isolated
 FIRST, SECOND = 400, 400
 
 
-@pytest.mark.xfail(strict=False, reason="faust-streaming 0.15.3 table recovery resumes stream partitions before "
-                   "seeking them; after a restart a few transactions can be skipped (issues #5/#8)")
 def test_features_continue_across_a_restart(settings: Settings, unique: str, tmp_path: Path) -> None:
     s, env = isolated(settings, unique, "fraud")
     create_topics(s)

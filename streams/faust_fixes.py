@@ -1,0 +1,108 @@
+"""Two fixes for faust-streaming 0.15.3 that stop a restarted worker from skipping events.
+
+Both were found by `lepton chaos` (sigterm, kill-worker) and the fraud state-restart test, with the consumer's
+fetches, skips, seeks and commits logged:
+
+1. **Fetches hand out records Faust then throws away.** Faust asks aiokafka for the records of its *live* set
+   of active partitions. That set changes while the fetch waits (for example it becomes empty when recovery
+   pauses the changelogs, and aiokafka treats an empty set as "every partition"), so records of paused stream
+   partitions come back; Faust's `getmany` skips them while aiokafka's position has already moved past them.
+   They were never processed, yet the next record looks like a gap and the gap gets committed: lost.
+   `SafeFetchConsumerThread` asks for a snapshot of the active set and puts any record that comes back for a
+   partition no longer active back (a seek to its offset, in the consumer's own thread, before anything else
+   can fetch), so it is fetched again once the partition resumes.
+2. **Recovery resumes the stream partitions before it seeks them.** `Recovery.on_recovery_completed` resumes
+   them and then seeks them to their committed offsets, so a batch fetched in between is delivered, the seek
+   rewinds the read offset, and messages of that batch still in flight move it forward again: re-fetched
+   messages below it are dropped as already read. `SeekFirstRecovery` seeks while they are still paused.
+
+`LeptonApp` is `faust.App` with both installed; nothing else differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Set
+from typing import Any, cast
+
+import faust
+from faust.tables import TableManager
+from faust.tables.recovery import Recovery
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+
+class SafeFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Never returns a record Faust will skip; such records stay fetchable."""
+
+    async def _fetch_records(self, consumer: Any, active_partitions: Set[TP], timeout: float | None = None,
+                             max_records: int | None = None) -> Mapping[TP, list]:
+        wanted = frozenset(active_partitions)  # Faust passes its live set, which changes while we wait
+        if not wanted:
+            return {}  # aiokafka would read an empty set as "all partitions"
+        records = await super()._fetch_records(consumer, wanted, timeout=timeout, max_records=max_records)
+        faust_consumer = self.consumer
+        still_wanted = set(active_partitions) | set(faust_consumer._buffered_partitions)
+        for tp in [tp for tp in records if tp not in still_wanted]:
+            if tp in consumer.assignment():
+                consumer.seek(tp, records[tp][0].offset)  # fetched again when the partition resumes
+            del records[tp]
+        return records
+
+
+class SafeFetchConsumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return SafeFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class SafeFetchTransport(faust_aiokafka.Transport):
+    Consumer = SafeFetchConsumer
+
+
+class SeekFirstRecovery(Recovery):
+    """`Recovery` with `on_recovery_completed` reordered: seek, then resume; otherwise unchanged."""
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        consumer = self.app.consumer
+        self.log.info("Restore complete!")
+        await self.app.on_rebalance_complete.send()
+        self._set_recovery_ended()
+        await asyncio.gather(*(table.on_recovery_completed(self.actives_for_table[table],
+                                                           self.standbys_for_table[table])
+                               for table in self.tables.values()))
+        if self.app.consumer_generation_id != generation_id:
+            self.log.warning("Recovery rebalancing again app id %s param %s",
+                             self.app.consumer_generation_id, generation_id)
+            return
+        assignment = consumer.assignment()
+        if assignment:
+            self.log.info("Seek stream partitions to committed offsets.")
+            await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
+        consumer.resume_partitions({tp for tp in assignment if not self._is_changelog_tp(tp)})
+        self.completed.set()
+        self.app.flow_control.resume()
+        consumer.resume_flow()
+        await cast(Any, self.app)._fetcher.maybe_start()
+        self.tables.on_actives_ready()
+        if not self.app.assignor.assigned_standbys():
+            self.tables.on_standbys_ready()
+        self.app.on_rebalance_end()
+        self.log.info("Worker ready")
+
+
+class SeekFirstTableManager(TableManager):
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = SeekFirstRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
+
+
+class LeptonApp(faust.App):
+    """`faust.App` with both fixes installed."""
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, TableManager=SeekFirstTableManager, **options)
+
+    def _new_transport(self) -> Any:
+        return SafeFetchTransport(self.conf.broker_consumer, self)

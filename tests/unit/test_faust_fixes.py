@@ -1,0 +1,114 @@
+"""The restart fixes for faust-streaming: no fetched record is handed to Faust only to be skipped."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+from unittest.mock import patch
+
+import faust
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.types import TP
+
+from streams.faust_fixes import LeptonApp, SafeFetchConsumerThread, SeekFirstRecovery
+
+NEWS, CARDS, CHANGELOG = TP("news", 0), TP("transactions", 1), TP("card-state-changelog", 1)
+
+
+class FakeKafkaConsumer:
+    """The aiokafka consumer as the fetch sees it: an assignment and seeks."""
+
+    def __init__(self, assigned: set[TP]) -> None:
+        self.assigned, self.seeks = assigned, []
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+def fetch(active: set[TP], fetched: dict[TP, list], *, buffered: set[TP] = frozenset(),
+          changes_while_waiting: Any = None, assigned: set[TP] | None = None) -> tuple[dict, FakeKafkaConsumer, list]:
+    """Run SafeFetchConsumerThread._fetch_records over a fake Faust consumer and a stubbed aiokafka fetch."""
+    thread = object.__new__(SafeFetchConsumerThread)
+    thread.consumer = SimpleNamespace(_buffered_partitions=set(buffered))
+    kafka = FakeKafkaConsumer(assigned if assigned is not None else set(fetched) | active)
+    asked: list[frozenset] = []
+
+    async def aiokafka_fetch(self: Any, consumer: Any, partitions: Any, **_: Any) -> dict:
+        asked.append(partitions)
+        if changes_while_waiting:
+            changes_while_waiting(active)
+        return dict(fetched)
+
+    with patch.object(AIOKafkaConsumerThread, "_fetch_records", aiokafka_fetch):
+        records = asyncio.run(thread._fetch_records(kafka, active, timeout=1.0, max_records=10))
+    return records, kafka, asked
+
+
+def rec(offset: int) -> SimpleNamespace:
+    return SimpleNamespace(offset=offset)
+
+
+def test_an_empty_active_set_fetches_nothing() -> None:
+    records, kafka, asked = fetch(set(), {NEWS: [rec(5)]})
+    assert records == {} and asked == [] and kafka.seeks == []
+
+
+def test_aiokafka_is_asked_for_a_snapshot_not_the_live_set() -> None:
+    active = {NEWS, CARDS}
+    records, _, asked = fetch(active, {NEWS: [rec(1)], CARDS: [rec(2)]})
+    assert asked == [frozenset({NEWS, CARDS})] and asked[0] is not active
+    assert set(records) == {NEWS, CARDS}
+
+
+def test_records_of_a_partition_paused_while_waiting_are_put_back() -> None:
+    records, kafka, _ = fetch({NEWS, CARDS}, {NEWS: [rec(7), rec(8)], CARDS: [rec(40), rec(41)]},
+                              changes_while_waiting=lambda active: active.discard(CARDS))
+    assert set(records) == {NEWS}
+    assert kafka.seeks == [(CARDS, 40)]  # fetched again from its first record once it resumes
+
+
+def test_buffered_partitions_keep_their_records() -> None:
+    records, kafka, _ = fetch({NEWS, CARDS}, {CARDS: [rec(3)]}, buffered={CARDS},
+                              changes_while_waiting=lambda active: active.discard(CARDS))
+    assert set(records) == {CARDS} and kafka.seeks == []
+
+
+def test_records_of_a_revoked_partition_are_dropped_without_a_seek() -> None:
+    records, kafka, _ = fetch({NEWS, CHANGELOG}, {CHANGELOG: [rec(9)]}, assigned={NEWS},
+                              changes_while_waiting=lambda active: active.discard(CHANGELOG))
+    assert records == {} and kafka.seeks == []
+
+
+def test_the_app_uses_both_fixes() -> None:
+    app = LeptonApp("fixes-test", broker="kafka://localhost:9092", store="memory://")
+    assert isinstance(app.tables.recovery, SeekFirstRecovery)
+    assert isinstance(app.consumer._new_consumer_thread(), SafeFetchConsumerThread)
+    assert isinstance(app, faust.App)
+
+
+def test_recovery_seeks_before_it_resumes_the_stream_partitions() -> None:
+    calls: list[str] = []
+    app = LeptonApp("fixes-order", broker="kafka://localhost:9092", store="memory://")
+    recovery = app.tables.recovery
+    consumer = SimpleNamespace(
+        assignment=lambda: {NEWS, CHANGELOG},
+        perform_seek=lambda: _record(calls, "seek"),
+        resume_partitions=lambda tps: calls.append(f"resume {sorted(tp.topic for tp in tps)}"),
+        resume_flow=lambda: calls.append("resume_flow"),
+    )
+    fetcher = SimpleNamespace(maybe_start=lambda: _record(calls, "fetcher"))
+    with patch.object(type(app), "consumer", consumer, create=True), \
+            patch.object(type(app), "_fetcher", fetcher, create=True), \
+            patch.object(recovery, "_is_changelog_tp", lambda tp: tp == CHANGELOG), \
+            patch.object(recovery, "_wait", lambda coro, timeout=None: coro), \
+            patch.object(type(app.tables), "changelog_topics", set(), create=True):
+        asyncio.run(recovery.on_recovery_completed(app.consumer_generation_id))
+    assert calls == ["seek", "resume ['news']", "resume_flow", "fetcher"]
+
+
+async def _record(calls: list[str], name: str) -> None:
+    calls.append(name)
