@@ -24,4 +24,4 @@ set -e
 .venv/bin/ruff check streams models sinks infra tests
 $LEPTON up
 $LEPTON topics create
-.venv/bin/pytest tests/unit tests/integration tests/e2e -q -p no:cacheprovider --junit-xml=test-artifacts/junit.xml
+.venv/bin/pytest tests/unit tests/integration tests/e2e -q -p no:cacheprovider --durations=15 --junit-xml=test-artifacts/junit.xml
