@@ -41,8 +41,7 @@ class SafeFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         if not wanted:
             return {}  # aiokafka would read an empty set as "all partitions"
         records = await super()._fetch_records(consumer, wanted, timeout=timeout, max_records=max_records)
-        faust_consumer = self.consumer
-        still_wanted = set(active_partitions) | set(faust_consumer._buffered_partitions)
+        still_wanted = set(active_partitions) | set(self.consumer._buffered_partitions)
         for tp in [tp for tp in records if tp not in still_wanted]:
             if tp in consumer.assignment():
                 consumer.seek(tp, records[tp][0].offset)  # fetched again when the partition resumes
