@@ -2,9 +2,14 @@
 
 In the spirit of Ray Serve's batching module: callers `await submit(items)` and get their results in order;
 a device batch closes when it holds `max_batch_size` inputs or its oldest input has waited `max_wait_ms`;
-the model function runs in one dedicated thread so the event loop never blocks; a batch failure is set on
+the model function runs in dedicated threads so the event loop never blocks; a batch failure is set on
 the future of every caller with inputs in that batch, and only on those. `max_batch_size=1` disables
 batching (one input per model call), for benchmarks.
+
+`threads` model threads run batches at once (the next batch forms while one runs). On the CPU,
+`share_cpu_threads` splits torch's intra-op threads among them: a batch on one core each keeps both cores
+busy on a machine whose cores are also serving Kafka and the search engine, where one batch spread over
+both cores waits at every operator for the core that was taken away.
 
 The batcher is model-agnostic. Models pick their device with `resolve_device`, and on CUDA run in half
 precision (`inference_dtype`) with inputs copied from pinned memory (`to_device`). The model function
@@ -14,6 +19,7 @@ runs in the batcher's thread, so it enters `torch.inference_mode()` itself (grad
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -40,6 +46,13 @@ def resolve_device(setting: str) -> torch.device:
     if setting not in ("cpu", "cuda"):
         raise ConfigurationError(f"unknown device {setting!r}; expected auto, cpu or cuda")
     return torch.device(setting)
+
+
+def share_cpu_threads(model_threads: int) -> int:
+    """Give each of `model_threads` batches in flight an equal share of this process's cores; returns the share."""
+    share = max(1, len(os.sched_getaffinity(0)) // model_threads)
+    torch.set_num_threads(share)
+    return share
 
 
 def inference_dtype(device: torch.device) -> torch.dtype:
@@ -84,15 +97,17 @@ class DynamicBatcher(Generic[T, R]):
         max_batch_size: int,
         max_wait_ms: float,
         max_queue: int | None = None,
+        threads: int = 1,
     ) -> None:
-        if max_batch_size < 1 or max_wait_ms < 0 or (max_queue is not None and max_queue < 1):
-            raise ConfigurationError(f"batcher {name}: need max_batch_size, max_queue >= 1, max_wait_ms >= 0")
-        self.name, self.max_batch_size, self.max_queue = name, max_batch_size, max_queue
+        if max_batch_size < 1 or max_wait_ms < 0 or threads < 1 or (max_queue is not None and max_queue < 1):
+            raise ConfigurationError(f"batcher {name}: need max_batch_size, threads, max_queue >= 1, max_wait_ms >= 0")
+        self.name, self.max_batch_size, self.max_queue, self.threads = name, max_batch_size, max_queue, threads
         self.max_wait_s = max_wait_ms / 1000
         self._fn = fn
         self._queue: deque[_Slice[T, R]] = deque()
         self._queued = 0
-        self._inflight: list[_Slice[T, R]] = []
+        self._running: dict[asyncio.Task[None], list[_Slice[T, R]]] = {}  # batches in the model threads
+        self._free_threads = asyncio.Semaphore(threads)
         self._arrived = asyncio.Event()
         self._space = asyncio.Event()
         self._executor: ThreadPoolExecutor | None = None
@@ -107,7 +122,7 @@ class DynamicBatcher(Generic[T, R]):
     ) -> DynamicBatcher[T, R]:
         """A batcher with the limits of the `batching` settings section."""
         b = batching or get_settings().batching
-        return cls(fn, name=name, max_batch_size=b.max_batch_size, max_wait_ms=b.max_wait_ms)
+        return cls(fn, name=name, max_batch_size=b.max_batch_size, max_wait_ms=b.max_wait_ms, threads=b.model_threads)
 
     @property
     def pending(self) -> int:
@@ -115,11 +130,11 @@ class DynamicBatcher(Generic[T, R]):
         return self._queued
 
     async def start(self) -> None:
-        """Start the batching loop and the model thread (idempotent)."""
+        """Start the batching loop and the model threads (idempotent)."""
         if self._closing:
             raise BatcherClosedError(f"batcher {self.name} was stopped; create a new one")
         if self._task is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"batcher-{self.name}")
+            self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix=f"batcher-{self.name}")
             self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.name}")
 
     async def stop(self) -> None:
@@ -160,11 +175,13 @@ class DynamicBatcher(Generic[T, R]):
                 self._drop_abandoned()
                 if not self._queue:
                     if self._closing:
-                        return
+                        break
                     self._arrived.clear()
                     await self._arrived.wait()
                     continue
-                deadline = self._queue[0].enqueued + self.max_wait_s
+                await self._free_threads.acquire()  # the batch forms once a model thread can take it
+                self._drop_abandoned()
+                deadline = self._queue[0].enqueued + self.max_wait_s if self._queue else 0.0
                 while self._queued < self.max_batch_size and not self._closing:
                     timeout = deadline - time.monotonic()
                     if timeout <= 0:
@@ -175,10 +192,26 @@ class DynamicBatcher(Generic[T, R]):
                             await self._arrived.wait()
                     except TimeoutError:
                         break
-                await self._run(self._take())
+                self._launch(self._take())
+            if self._running:
+                await asyncio.wait(list(self._running))
         finally:
             error = BatcherClosedError(f"batcher {self.name} stopped before scoring these inputs")
-            self._fail([*self._inflight, *self._queue], error)
+            self._fail([*(s for batch in self._running.values() for s in batch), *self._queue], error)
+
+    def _launch(self, batch: list[_Slice[T, R]]) -> None:
+        """Run `batch` in a free model thread; the thread is released when it is done."""
+        if not batch:
+            self._free_threads.release()
+            return
+        task = asyncio.get_running_loop().create_task(self._run(batch), name=f"batcher-{self.name}-batch")
+        self._running[task] = batch
+
+        def done(_: asyncio.Task[None]) -> None:
+            del self._running[task]
+            self._free_threads.release()
+
+        task.add_done_callback(done)
 
     def _drop_abandoned(self) -> None:
         """Forget queued inputs whose caller was cancelled or already failed."""
@@ -209,7 +242,6 @@ class DynamicBatcher(Generic[T, R]):
         inputs = [item for s in batch for item in s.items]
         self._size.observe(len(inputs))
         self._wait.observe(time.monotonic() - min(s.enqueued for s in batch))
-        self._inflight = batch
         try:
             assert self._executor is not None
             outputs, seconds = await asyncio.get_running_loop().run_in_executor(
@@ -223,8 +255,6 @@ class DynamicBatcher(Generic[T, R]):
         except Exception as exc:  # noqa: BLE001 - the failure goes to every caller in the batch
             self._fail(batch, exc)
             return
-        finally:
-            self._inflight = []
         offset = 0
         for s in batch:
             request, n = s.request, len(s.items)

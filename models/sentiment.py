@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,7 +106,6 @@ class SentimentModel:
                 self._bottom = torch.ao.quantization.quantize_dynamic(encoder.model, {nn.Linear}, dtype=torch.qint8)
                 head = torch.ao.quantization.quantize_dynamic(head, {nn.Linear}, dtype=torch.qint8)
         self.head = head
-        self._lock = threading.Lock()  # one batch at a time keeps CPU threads from oversubscribing
 
     @classmethod
     def load(cls, path: Path | None = None, device: str | None = None, quantize: bool = False) -> SentimentModel:
@@ -144,10 +142,9 @@ class SentimentModel:
         if not texts:
             return torch.empty((0, len(LABELS)))
         parts = []
-        with self._lock:
-            for start in range(0, len(texts), PREDICT_CHUNK):
-                batch = self.encoder.tokenize(texts[start : start + PREDICT_CHUNK])
-                parts.append(self._probabilities(batch).cpu())
+        for start in range(0, len(texts), PREDICT_CHUNK):
+            batch = self.encoder.tokenize(texts[start : start + PREDICT_CHUNK])
+            parts.append(self._probabilities(batch).cpu())
         return torch.cat(parts)
 
     def predict(self, texts: list[str]) -> list[SentimentResult]:

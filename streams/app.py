@@ -55,7 +55,10 @@ class Runtime:
         await self._started
 
     async def _start(self) -> None:
+        from models.batcher import share_cpu_threads
+
         s = self.settings
+        share_cpu_threads(s.batching.model_threads)  # each batcher runs this many batches at once
         self.sink = SearchSink(await asyncio.to_thread(connect, s.search), s.search)
         await self.sink.start()
         if s.runs("sentiment"):

@@ -214,6 +214,9 @@ class BatchingSettings(Section):
 
     max_batch_size: int = Field(32, ge=1, le=4096)
     max_wait_ms: float = Field(10.0, ge=0)
+    model_threads: int = Field(
+        2, ge=1, le=16, description="batches each model runs at once, each in its own thread; on the CPU they "
+        "share the cores equally (see models/batcher.py)")
     take_max: int = Field(64, ge=1)
     take_within_s: float = Field(0.2, gt=0)
     fraud_batch_size: int = Field(

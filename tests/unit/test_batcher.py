@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.batcher import DynamicBatcher, inference_dtype, resolve_device, to_device
+from models.batcher import DynamicBatcher, inference_dtype, resolve_device, share_cpu_threads, to_device
 from sinks.metrics import REGISTRY
 from streams.errors import BatcherClosedError, BatchResultError, ConfigurationError
 from streams.settings import BatchingSettings
@@ -277,10 +277,73 @@ async def test_batch_size_queue_wait_and_inference_time_are_recorded_per_model()
 
 
 async def test_from_settings_uses_the_batching_section() -> None:
-    b = DynamicBatcher.from_settings(Recorder(), name="settings", batching=BatchingSettings(max_batch_size=3))
-    assert (b.max_batch_size, b.max_wait_s) == (3, 0.01)
+    batching = BatchingSettings(max_batch_size=3, model_threads=3)
+    b = DynamicBatcher.from_settings(Recorder(), name="settings", batching=batching)
+    assert (b.max_batch_size, b.max_wait_s, b.threads) == (3, 0.01, 3)
     with pytest.raises(ConfigurationError):
         DynamicBatcher(Recorder(), name="bad", max_batch_size=0, max_wait_ms=1)
+    with pytest.raises(ConfigurationError):
+        DynamicBatcher(Recorder(), name="bad", max_batch_size=1, max_wait_ms=1, threads=0)
+
+
+class Meeting(Recorder):
+    """A model whose calls wait until `parties` calls are inside it at once (or fail after a few seconds)."""
+
+    def __init__(self, parties: int, fail_on: int | None = None) -> None:
+        super().__init__(fail_on=fail_on)
+        self.barrier = threading.Barrier(parties)
+
+    def __call__(self, items: list[int]) -> list[int]:
+        self.barrier.wait(timeout=5)  # BrokenBarrierError unless the other batch runs at the same time
+        return super().__call__(items)
+
+
+async def test_with_two_threads_two_batches_run_at_once_and_results_stay_in_order() -> None:
+    model = Meeting(2)
+    b = DynamicBatcher(model, name="two-threads", max_batch_size=4, max_wait_ms=0, threads=2)
+    await b.start()
+    results = await within(asyncio.gather(b.submit(list(range(6))), b.submit([10, 11])))
+    await b.stop()
+    assert results == [[0, 2, 4, 6, 8, 10], [20, 22]]
+    assert sorted(model.batches) == [[0, 1, 2, 3], [4, 5, 10, 11]]
+    assert len(model.threads) == 2 and threading.get_ident() not in model.threads
+
+
+async def test_with_two_threads_a_failing_batch_fails_only_its_callers() -> None:
+    model = Meeting(2, fail_on=13)
+    b = DynamicBatcher(model, name="two-threads-failure", max_batch_size=2, max_wait_ms=0, threads=2)
+    await b.start()
+    good, bad = await within(asyncio.gather(b.submit([1, 2]), b.submit([13, 14]), return_exceptions=True))
+    await b.stop()
+    assert good == [2, 4]
+    assert isinstance(bad, ValueError) and "poison 13" in str(bad)
+
+
+async def test_with_two_threads_stop_waits_for_every_batch_in_flight() -> None:
+    release = threading.Event()
+    model = Recorder(hold=release)
+    b = DynamicBatcher(model, name="two-threads-drain", max_batch_size=2, max_wait_ms=0, threads=2)
+    await b.start()
+    tasks = [asyncio.create_task(b.submit([i, i + 1])) for i in range(0, 10, 2)]
+    await asyncio.sleep(0.05)  # two batches are in the (held) model threads, three wait in the queue
+    assert b.pending == 6
+    stopping = asyncio.create_task(b.stop())
+    await asyncio.sleep(0.05)
+    assert not stopping.done()
+    release.set()
+    await within(stopping)
+    assert [t.result() for t in tasks] == [[2 * i, 2 * i + 2] for i in range(0, 10, 2)]
+
+
+def test_model_threads_share_the_cores_equally(monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(8)))
+    try:
+        assert share_cpu_threads(2) == 4 and torch.get_num_threads() == 4
+        assert share_cpu_threads(1) == 8 and torch.get_num_threads() == 8
+        assert share_cpu_threads(16) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_auto_picks_cuda_only_when_it_is_available(monkeypatch: pytest.MonkeyPatch) -> None:
