@@ -46,5 +46,9 @@ class ElasticsearchClient:
     def delete_index(self, index: str) -> None:
         self._client.indices.delete(index=index, ignore_unavailable=True)
 
+    def delete_prefix(self, prefix: str) -> None:
+        self._client.indices.delete(index=f"{prefix}-*", ignore_unavailable=True)
+        self._client.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-*")
+
     def close(self) -> None:
         self._client.close()

@@ -48,5 +48,9 @@ class OpenSearchClient:
     def delete_index(self, index: str) -> None:
         self._client.indices.delete(index=index, ignore_unavailable=True)
 
+    def delete_prefix(self, prefix: str) -> None:
+        self._client.indices.delete(index=f"{prefix}-*", ignore_unavailable=True)
+        self._client.indices.delete_index_template(name=f"{prefix}-*", ignore=404)
+
     def close(self) -> None:
         self._client.close()

@@ -100,7 +100,7 @@ def pipeline_rate(settings: Settings, records: list[dict[str, Any]], batched: bo
         return len(records) / elapsed
     finally:
         worker.stop()
-        client.delete_index(f"{s.search.index_prefix}-*")
+        client.delete_prefix(s.search.index_prefix)
         client.close()
         admin_client(s).delete_topics([s.topics.news, s.topics.alerts_sentiment, s.topics.deadletter])
 

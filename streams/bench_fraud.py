@@ -226,7 +226,7 @@ def bench_fraud(
         latencies = asyncio.run(alert_latencies(s, worker, mixed, rate, count + len(mixed)))
     finally:
         worker.stop()
-        client.delete_index(f"{s.search.index_prefix}-*")
+        client.delete_prefix(s.search.index_prefix)
         client.close()
         delete_run(s, run)
     result = {

@@ -260,7 +260,7 @@ class ChaosRun:
         self.worker.stop()
         client = connect(self.s.search)
         try:
-            client.delete_index(f"{self.s.search.index_prefix}-*")
+            client.delete_prefix(self.s.search.index_prefix)
         finally:
             client.close()
         delete_run(self.s, self.run)

@@ -161,5 +161,5 @@ def test_console_shows_rates_alerts_chart_and_recommendations(settings: Settings
         assert ARTIFACT.stat().st_size > 10_000
     finally:
         assert worker.stop() == 0, worker.log_tail()
-        client.delete_index(f"{s.search.index_prefix}-*")
+        client.delete_prefix(s.search.index_prefix)
         client.close()

@@ -85,5 +85,5 @@ def test_transactions_to_scores_and_explained_alerts(settings: Settings, unique:
         assert all(doc["card_token"].startswith("tok_") for doc in docs.values())
     finally:
         assert worker.stop() == 0, worker.log_tail()
-        client.delete_index(f"{s.search.index_prefix}-*")
+        client.delete_prefix(s.search.index_prefix)
         client.close()

@@ -72,5 +72,5 @@ def test_a_user_who_clicks_one_category_gets_that_category(settings: Settings, u
         assert client.count(index) == 1  # one upserted document per user
     finally:
         assert worker.stop() == 0, worker.log_tail()
-        client.delete_index(f"{s.search.index_prefix}-*")
+        client.delete_prefix(s.search.index_prefix)
         client.close()

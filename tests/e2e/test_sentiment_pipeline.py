@@ -92,5 +92,5 @@ def test_news_to_scores_alerts_and_dead_letters(isolated_run: tuple[Settings, di
         assert all(letter["reason"] and letter["source_topic"] == s.topics.news for letter in letters)
     finally:
         assert worker.stop() == 0, worker.log_tail()
-        client.delete_index(f"{s.search.index_prefix}-*")
+        client.delete_prefix(s.search.index_prefix)
         client.close()

@@ -60,5 +60,5 @@ def test_features_continue_across_a_restart(settings: Settings, unique: str, tmp
         assert len(carried) >= 20  # most cards have history from before the restart that the features used
         assert len(expected_states) == len({r["card_number"] for r in generated})
     finally:
-        client.delete_index(f"{s.search.index_prefix}-*")
+        client.delete_prefix(s.search.index_prefix)
         client.close()

@@ -174,7 +174,7 @@ def test_worker_end_to_end_over_sasl_ssl_with_secret_files_never_logs_them(
             metrics_text = _get(worker.metrics_url)
         finally:
             worker.stop()
-            direct.delete_index(index_pattern)
+            direct.delete_prefix(s.search.index_prefix)
             direct.close()
     out, err = capfd.readouterr()
     captured = {"worker log": worker.log_path.read_text(errors="replace"), "/metrics": metrics_text,

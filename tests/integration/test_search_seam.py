@@ -1,6 +1,11 @@
-"""Search seam: 1,000 documents bulk-indexed are counted; indexing the same 1,000 again keeps the count."""
+"""Search seam: 1,000 documents bulk-indexed are counted; indexing the same 1,000 again keeps the count; a run's
+indices and templates are deleted by prefix."""
 
 from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
 
 from sinks.search import Doc, connect
 from streams.settings import Settings
@@ -41,4 +46,34 @@ def test_mapping_error_is_reported_per_item(settings: Settings, unique: str) -> 
         assert "mapper_parsing_exception" in result.errors[0].reason
     finally:
         client.delete_index(index)
+        client.close()
+
+
+def _names(settings: Settings, path: str, key: str) -> list[str]:
+    """Names listed by a GET on the engine's REST API (an absent pattern answers 404: none)."""
+    try:
+        with urllib.request.urlopen(f"{settings.search.url}/{path}", timeout=10) as response:
+            body = json.load(response)
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return []
+        raise
+    return sorted(item[key] for item in (body if isinstance(body, list) else body["index_templates"]))
+
+
+def test_delete_prefix_removes_a_runs_indices_and_templates_and_nothing_else(settings: Settings, unique: str) -> None:
+    client = connect(settings.search)
+    run, other = f"it-run-{unique}", f"it-keep-{unique}"
+    try:
+        for prefix in (run, other):
+            client.put_index_template(f"{prefix}-news", {"index_patterns": [f"{prefix}-news-*"], "template": {}})
+            assert client.bulk_index([Doc(f"{prefix}-news-2026.11", "a", {"x": 1})]).indexed == 1
+        client.delete_prefix(run)
+        client.delete_prefix(run)  # nothing left to delete is not an error
+        for prefix, left in ((run, []), (other, [f"{other}-news"])):
+            assert _names(settings, f"_index_template/{prefix}-*", "name") == left
+            assert _names(settings, f"_cat/indices/{prefix}-*?format=json&h=index", "index") == [
+                f"{name}-2026.11" for name in left]
+    finally:
+        client.delete_prefix(other)
         client.close()

@@ -82,6 +82,6 @@ async def test_sink_rides_out_429_and_reindexing_keeps_counts(settings: Settings
         assert mapping[index]["mappings"]["properties"]["event_id"]["type"] == "keyword"  # template applied
     finally:
         sink.close()
-        direct.delete_index(index)
+        direct.delete_prefix(proxied.index_prefix)
         direct.close()
         proxy.shutdown()

@@ -50,7 +50,7 @@ async def test_basic_auth_over_tls_writes_through_the_sink(proxy: AuthProxy, tls
         assert client.count(index) == 20
         assert proxy.outcomes["refused"] == 0 and proxy.outcomes["forwarded"] >= 4  # every call authenticated
     finally:
-        connect(settings.search).delete_index(index)
+        connect(settings.search).delete_prefix(s.index_prefix)
         sink.close()
 
 
