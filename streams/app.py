@@ -150,6 +150,8 @@ def _records(events: Any) -> list[Record]:
 
 def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     """The worker's Faust app with its agents and web pages, and the runtime they share."""
+    faust_dir = settings.local.state_dir / "faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last folder of its datadir
     app = LeptonApp(  # faust.App with two restart fixes (streams/faust_fixes.py)
         settings.worker_id,
         broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
@@ -157,6 +159,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",
+        datadir=str(faust_dir / "{conf.name}-data"),  # not the working directory
         topic_replication_factor=settings.kafka.replication_factor,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,

@@ -136,3 +136,5 @@ def test_the_worker_app_gets_the_credentials_and_binds_to_loopback() -> None:
     assert app.conf.broker_credentials.username == "worker"
     assert app.conf.web_bind == "127.0.0.1" and app.conf.web_host == "127.0.0.1"
     assert "pw-kafka-123" not in repr(app.conf.broker_credentials) + str(app.conf.broker)
+    # Faust's data folder goes under the state folder, not into the working directory.
+    assert app.conf.datadir == settings.local.state_dir / "faust" / f"{settings.worker_id}-data"
