@@ -6,7 +6,8 @@ the first headline is produced (the worker is already up, model loaded) and stop
 acknowledged the last document (then the index is checked to hold every one). (c) differs from (b) only by batch
 size 1 and micro-batches of one event (and one model thread, on every core). (a) runs before and after them, and
 the baseline is the mean of both, so a drift in the machine's speed during the run does not skew the ratios. Ratios
-against the baseline measured in the same run are what to compare across machines.
+against the baseline measured in the same run are what to compare across machines. `--rounds N` repeats (b), (c)
+and (a) and reports the round with the median pipeline_vs_raw, listing every round's ratios.
 
 The worker runs `batching.model_threads` batches at once, each on its share of the cores (models/batcher.py). (a)
 measures the model both ways, that way and one batch at a time on every core, and takes the faster: the pipeline
@@ -105,8 +106,14 @@ def pipeline_rate(settings: Settings, records: list[dict[str, Any]], batched: bo
         admin_client(s).delete_topics([s.topics.news, s.topics.alerts_sentiment, s.topics.deadletter])
 
 
+def median_round(rounds: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """The (raw, batched, unbatched) round with the median pipeline_vs_raw (the lower middle one of an even count)."""
+    return sorted(rounds, key=lambda r: r[1] / r[0])[(len(rounds) - 1) // 2]
+
+
 def bench_sentiment(
     count: int = typer.Option(2000, min=100, help="Headlines per measurement."),
+    rounds: int = typer.Option(1, min=1, max=9, help="Rounds of (b) and (c), each followed by (a) again."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
@@ -116,21 +123,25 @@ def bench_sentiment(
     batch, threads = settings.batching.max_batch_size, settings.batching.model_threads
     texts = [r["headline"] for r in records]
     console.print(f"(a) raw model, batch {batch}, {count} headlines, one batch at a time and {threads} at once...")
-    raw_before, used = raw_model_rate(texts, batch, device, threads)
-    console.print("(b) pipeline, batched...")
-    batched = pipeline_rate(settings, records, batched=True, device=device)
-    console.print("(c) pipeline, one event per model call...")
-    unbatched = pipeline_rate(settings, records, batched=False, device=device)
-    console.print("(a) raw model again (the machine's speed drifts; the baseline is the mean of both)...")
-    raw_after, _ = raw_model_rate(texts, batch, device, threads)
-    raw = (max(raw_before.values()) + max(raw_after.values())) / 2
+    first, used = raw_model_rate(texts, batch, device, threads)
+    raws, measured = [first], []
+    for n in range(1, rounds + 1):
+        console.print(f"round {n} of {rounds}: (b) pipeline, batched...")
+        batched = pipeline_rate(settings, records, batched=True, device=device)
+        console.print(f"round {n} of {rounds}: (c) pipeline, one event per model call...")
+        unbatched = pipeline_rate(settings, records, batched=False, device=device)
+        console.print(f"round {n} of {rounds}: (a) raw model again (the baseline is the mean of the runs around it)...")
+        raws.append(raw_model_rate(texts, batch, device, threads)[0])
+        measured.append(((max(raws[-2].values()) + max(raws[-1].values())) / 2, batched, unbatched))
+    raw, batched, unbatched = median_round(measured)
     result = {
         "raw_model_per_s": round(raw, 1), "pipeline_per_s": round(batched, 1),
         "unbatched_pipeline_per_s": round(unbatched, 1),
         "pipeline_vs_raw": round(batched / raw, 3), "batched_vs_unbatched": round(batched / unbatched, 3),
-        **{f"raw_model_{way}_{when}_per_s": round(rate, 1)
-           for when, rates in (("before", raw_before), ("after", raw_after)) for way, rate in rates.items()},
-        "count": count, "batch_size": batch, "model_threads": threads, "device": used,
+        "pipeline_vs_raw_rounds": [round(b / a, 3) for a, b, _ in measured],
+        "batched_vs_unbatched_rounds": [round(b / c, 3) for _, b, c in measured],
+        **{f"raw_model_{way}_per_s": [round(r[way], 1) for r in raws] for way in raws[0]},
+        "count": count, "rounds": rounds, "batch_size": batch, "model_threads": threads, "device": used,
     }
     print_result("lepton bench sentiment", result, json_output)
 
