@@ -28,6 +28,7 @@ __all__ = [
     "SINK_BACKPRESSURE",
     "SINK_BULK_SECONDS",
     "SINK_ITEM_FAILURES",
+    "SINK_LAST_WRITE",
     "serve_metrics",
 ]
 
@@ -72,6 +73,10 @@ SINK_BULK_SECONDS = Histogram(
 )
 SINK_ITEM_FAILURES = Counter(
     "lepton_sink_item_failures_total", "Bulk items the search engine rejected, by HTTP status.", ["status"]
+)
+SINK_LAST_WRITE = Gauge(
+    "lepton_sink_last_write_timestamp_seconds",
+    "Unix time of the last bulk write the search engine answered (stale while events arrive: the sink is stuck).",
 )
 SINK_BACKPRESSURE = Gauge(
     "lepton_sink_backpressure", "1 while the search sink is waiting out an outage (consumption paused)."

@@ -74,6 +74,7 @@ class SearchSink:
             started = time.perf_counter()
             result = await self._with_retries(lambda batch=remaining: self.client.bulk_index(batch), "bulk")
             metrics.SINK_BULK_SECONDS.observe(time.perf_counter() - started)
+            metrics.SINK_LAST_WRITE.set_to_current_time()
             for error in result.errors:
                 metrics.SINK_ITEM_FAILURES.labels(status=str(error.status)).inc()
             permanent.extend(error for error in result.errors if not error.retryable)

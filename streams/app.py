@@ -3,7 +3,10 @@
 One worker holds one `Runtime`: the shared encoder, one dynamic batcher per model, the search sink and the
 Kafka publisher. Agents read micro-batches (`take_events`), hand them to their pipeline, and Faust acks
 (and later commits) a batch's offsets only after the pipeline returned, that is after its documents,
-alerts and dead letters are durable. Agent concurrency is 1: scale by partitions and worker processes.
+alerts and dead letters are durable. Faust commits a partition's offsets only up to its oldest unacked event, so
+the sentiment agent may work on several micro-batches at once (the model scores one while the search engine takes
+the last); the fraud and recommendation agents keep per-key state and take one at a time. Beyond that, scale by
+partitions and worker processes.
 `LEPTON_PIPELINES` chooses which pipelines a worker runs.
 """
 
@@ -180,8 +183,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         return app.Table(name, partitions=partitions, use_partitioner=True,
                          schema=faust.Schema(key_serializer="json", value_serializer="json"))
 
-    def agent(topic: str, partitions: int, pipeline: str, take_max: int = 0) -> None:
-        """One agent: micro-batches of `topic` into the named pipeline, acked once it returns."""
+    def agent(topic: str, partitions: int, pipeline: str, take_max: int = 0, in_flight: int = 1) -> None:
+        """One agent: micro-batches of `topic` into the named pipeline, acked once it returns; `in_flight`
+        actors share the topic's queue, each with a micro-batch of its own."""
         source = app.topic(topic, key_type=bytes, value_type=bytes, partitions=partitions)
 
         async def consume(stream: faust.StreamT) -> None:
@@ -197,10 +201,10 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
                     await batch
                     raise
 
-        app.agent(source, concurrency=1, name=pipeline)(consume)
+        app.agent(source, concurrency=in_flight, name=pipeline)(consume)
 
     if settings.runs("sentiment"):
-        agent(topics.news, topics.news_partitions, "sentiment")
+        agent(topics.news, topics.news_partitions, "sentiment", in_flight=batching.sentiment_batches_in_flight)
     if settings.runs("fraud"):
         runtime.card_states = table("card-state", topics.transactions_partitions)
         agent(topics.transactions, topics.transactions_partitions, "fraud", take_max=batching.fraud_batch_size)

@@ -88,10 +88,12 @@ class SurgeDetector:
         items = sum(b.items for b in window)
         negative = sum(b.negative for b in window)
         share = negative / items if items else 0.0
+        if not (negative >= s.min_negative and share >= s.min_share):
+            return None  # the common case: skip the binomial tail (most of the worker's time in this module)
         baseline_share = (sum(b.negative for b in baseline) + s.prior_share * s.prior_weight) / (
             sum(b.items for b in baseline) + s.prior_weight)
-        p_value = float(binom.sf(negative - 1, items, baseline_share)) if items else 1.0
-        if not (negative >= s.min_negative and share >= s.min_share and p_value <= s.max_p_value):
+        p_value = float(binom.sf(negative - 1, items, baseline_share))
+        if p_value > s.max_p_value:
             return None
         started = minute > state.surge_until
         state.surge_until = max(state.surge_until, minute + window_min)  # quiet for a whole window ends it

@@ -108,3 +108,15 @@ async def test_start_installs_templates() -> None:
     client = FakeClient([])
     await SearchSink(client, SearchSettings(index_prefix="t1"), sleep=no_sleep).start()
     assert "t1-news" in client.templates and "t1-alerts" in client.templates
+
+
+async def test_every_answered_bulk_sets_the_last_write_time() -> None:
+    import time
+
+    from prometheus_client import REGISTRY
+
+    sink = SearchSink(FakeClient([{"d1": 400}]), SearchSettings(), sleep=no_sleep)
+    sink.add(docs(3))
+    before = time.time()
+    await sink.flush()  # one item refused for good still counts: the engine answered
+    assert before <= REGISTRY.get_sample_value("lepton_sink_last_write_timestamp_seconds") <= time.time()

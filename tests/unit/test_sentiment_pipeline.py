@@ -184,3 +184,33 @@ async def test_a_failed_chunk_is_dead_lettered_and_the_other_chunks_indexed() ->
     outcome = await pipeline.process(records([news(i, f"Acme item {i}", ["ACME"]) for i in range(size + 3)]))
     assert outcome.scored == 3 and outcome.dead_letters == size
     assert len(sink.written) == 3 and sum(topic == "deadletter" for topic, _, _ in sent) == size
+
+
+async def test_batches_in_flight_finish_in_any_order_each_after_its_own_documents() -> None:
+    """The agent works on several micro-batches at once (`sentiment_batches_in_flight`): a later batch may be done
+    first; each returns (and is acked) only once its own documents are written, and the surge spanning both
+    batches raises one alert."""
+    import asyncio
+
+    early_may_finish = asyncio.Event()
+
+    async def score(texts: list[str]) -> list[SentimentResult]:
+        if texts[0].startswith("early"):
+            await early_may_finish.wait()
+        return [result(t) for t in texts]
+
+    pipeline, sink, _ = make(score)
+    early = [Record("news", 1, 100 + i, None, news(i, f"early Acme stock plunge {i}", ["ACME"], 3 - i / 10))
+             for i in range(6)]
+    late = [Record("news", 1, 106 + i, None, news(6 + i, f"late Acme stock plunge {i}", ["ACME"], 2 - i / 10))
+            for i in range(6)]
+    first = asyncio.ensure_future(pipeline.process(early))
+    second = await pipeline.process(late)
+    assert not first.done()
+    assert sorted(d.id for d in sink.written) == sorted(f"n-{6 + i}" for i in range(6))
+    assert second.alerts == []  # 6 negatives, 8 needed
+    early_may_finish.set()
+    outcome = await first
+    news_ids = [d.id for d in sink.written if d.index.startswith("lepton-news-")]
+    assert sorted(news_ids) == sorted(f"n-{i}" for i in range(12))
+    assert [a.subject for a in outcome.alerts] == ["ACME"] and outcome.alerts[0].evidence["negative"] == 12
