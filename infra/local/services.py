@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -21,6 +22,26 @@ def http_json(url: str, timeout: float = 3.0) -> dict:
     """GET a URL and decode its JSON body."""
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def producer_id_refused(bootstrap: str, timeout_s: float = 3.0) -> str | None:
+    """None once the broker grants an idempotent producer its id, else why not.
+
+    Every lepton producer is idempotent and asks for an id first; a broker that has just started answers metadata
+    requests before its coordinator has loaded, refuses ids meanwhile, and librdkafka prints a warning for each
+    producer that asked (into the demo's live view, say). A probe that waits for the id keeps that out.
+    """
+    from confluent_kafka import Producer
+
+    eos: dict[str, object] = {}
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "log_level": 0,
+                         "statistics.interval.ms": 100, "stats_cb": lambda stats: eos.update(json.loads(stats)["eos"])})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        producer.poll(0.1)
+        if eos.get("idemp_state") == "Assigned":
+            return None
+    return f"no producer id granted yet (idempotent producer state: {eos.get('idemp_state', 'no answer')})"
 
 
 @dataclass(frozen=True)
@@ -69,15 +90,16 @@ class Kafka:
         ]
 
     def health(self) -> str | None:
-        """None when the broker answers a metadata request, else why not."""
+        """None when the broker answers a metadata request and grants producer ids, else why not."""
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.local.kafka_port}", "log_level": 0})
+        bootstrap = f"127.0.0.1:{self.local.kafka_port}"
+        admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
         try:
             metadata = admin.list_topics(timeout=3)
         except Exception as error:  # noqa: BLE001 - any failure means not healthy yet
             return f"metadata request failed: {error}"
-        return None if metadata.brokers else "no broker in metadata"
+        return producer_id_refused(bootstrap) if metadata.brokers else "no broker in metadata"
 
     def version(self) -> str:
         jars = sorted(self.lib.glob("kafka_2.13-*.jar"))
