@@ -24,6 +24,7 @@ BEARISH, BULLISH, NEUTRAL = 0, 1, 2
 WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "meta.json"
 PREDICT_CHUNK = 128
+WARMUP_TEXT = "Shares of a mid-cap lender slide after it cuts its full-year outlook"  # headline-sized, for warm-ups
 
 
 def default_artifact_dir() -> Path:

@@ -10,6 +10,8 @@ from opensearchpy import NotFoundError, OpenSearch
 from sinks.search import BulkResult, Doc, bulk_body, bulk_result
 from streams.settings import SearchSettings
 
+POOL_SIZE = 10  # connections kept open: as many as elasticsearch-py keeps per node by default
+
 
 class OpenSearchClient:
     """SearchClient for OpenSearch 1.x-3.x."""
@@ -21,7 +23,9 @@ class OpenSearchClient:
         timeout = options.pop("request_timeout")
         api_key = options.pop("api_key", None)  # opensearch-py has no api_key option: send the header itself
         headers = {"authorization": f"ApiKey {api_key}"} if api_key else None
-        self._client = OpenSearch(hosts=[settings.url], timeout=timeout, headers=headers,
+        # pool_maxsize: opensearch-py keeps one connection by default; bulks run concurrently (one per micro-batch
+        # in flight, in threads), and each one past the first would open and then discard a connection.
+        self._client = OpenSearch(hosts=[settings.url], timeout=timeout, headers=headers, pool_maxsize=POOL_SIZE,
                                   ssl_show_warn=options["verify_certs"], **options)
 
     def bulk_index(self, docs: Iterable[Doc]) -> BulkResult:

@@ -72,14 +72,14 @@ class Runtime:
             await self._start_recs()
 
     async def _start_sentiment(self) -> None:
-        from models.sentiment import SentimentModel
+        from models.sentiment import WARMUP_TEXT, SentimentModel
         from streams.sentiment_pipeline import SentimentPipeline
         from streams.surge import SurgeDetector
 
         s = self.settings
         model = await asyncio.to_thread(SentimentModel.load, None, s.models.device)
         log.info("sentiment model %s %s on %s", model.name, model.version_tag, model.encoder.device)
-        batcher = await self._batcher(model.predict, "sentiment")
+        batcher = await self._batcher(model.predict, "sentiment", warmup=[WARMUP_TEXT] * s.batching.max_batch_size)
         self.pipelines["sentiment"] = SentimentPipeline(s, self.decoder, batcher.submit, self.sink, self.publish,
                                                         SurgeDetector(s.surge))
 
@@ -113,13 +113,14 @@ class Runtime:
         self.pipelines["clicks"] = ClicksPipeline(s, self.decoder, index, Popularity.from_settings(s.recs),
                                                   self.user_states, self.sink, self.publish)
 
-    async def _batcher(self, fn: Any, name: str, max_batch_size: int | None = None) -> Any:
+    async def _batcher(self, fn: Any, name: str, max_batch_size: int | None = None, warmup: list[Any] | None = None
+                       ) -> Any:
         from models.batcher import DynamicBatcher
 
         batching = self.settings.batching
         if max_batch_size:
             batching = batching.model_copy(update={"max_batch_size": max_batch_size})
-        batcher = DynamicBatcher.from_settings(fn, name=name, batching=batching)
+        batcher = DynamicBatcher.from_settings(fn, name=name, batching=batching, warmup=warmup or ())
         await batcher.start()
         return batcher
 

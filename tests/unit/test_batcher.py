@@ -335,6 +335,23 @@ async def test_with_two_threads_stop_waits_for_every_batch_in_flight() -> None:
     assert [t.result() for t in tasks] == [[2 * i, 2 * i + 2] for i in range(0, 10, 2)]
 
 
+async def test_start_warms_up_every_model_thread_once_before_it_returns() -> None:
+    model = Recorder()
+    b = DynamicBatcher(model, name="warm", max_batch_size=4, max_wait_ms=0, threads=3, warmup=[7])
+    await within(b.start())
+    assert model.batches == [[7], [7], [7]] and len(model.threads) == 3  # each thread ran it, none twice
+    assert await within(b.submit([1, 2])) == [2, 4]
+    await b.stop()
+
+
+async def test_a_model_that_fails_its_warm_up_fails_the_start() -> None:
+    b = DynamicBatcher(Recorder(fail_on=7), name="warm-failure", max_batch_size=4, max_wait_ms=0, threads=2,
+                       warmup=[7])
+    with pytest.raises(ValueError, match="poison 7"):
+        await within(b.start())
+    await b.stop()
+
+
 def test_model_threads_share_the_cores_equally(monkeypatch: pytest.MonkeyPatch) -> None:
     before = torch.get_num_threads()
     monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(8)))
