@@ -63,7 +63,9 @@ class Encoder:
     def __init__(self, device: torch.device, path: Path | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.disable_progress_bar()  # local files load in milliseconds: a bar is noise in the logs
         path = path or encoder_path()
         self.name = ENCODER_NAME
         self.device = device

@@ -21,8 +21,8 @@ START = datetime.now(UTC) - timedelta(hours=6)
 DECODER = Decoder(Settings(), pii_key=b"unit-test-key-0123456789abcdef")
 
 
-def take(kind: str, n: int, seed: int = 1, **options: object) -> list:
-    return list(itertools.islice(make_generator(kind, seed=seed, start=START, **options), n))
+def take(kind: str, n: int, seed: int = 1, start: datetime = START, **options: object) -> list:
+    return list(itertools.islice(make_generator(kind, seed=seed, start=start, **options), n))
 
 
 @pytest.mark.parametrize("kind", list(GENERATORS))
@@ -50,7 +50,10 @@ def test_truth_never_travels_in_events(kind: str) -> None:
 
 
 def test_fraud_scenarios_are_mixed_in_at_about_the_requested_rate() -> None:
-    generated = take("transactions", 40_000, fraud_rate=0.05)
+    # Night sprees need a cardholder between midnight and 5 am local time: start at 02:00 UTC (night in Europe),
+    # not at a time of day when no city on the card list is asleep (13:00-14:00 UTC is such a time).
+    night_in_europe = (START - timedelta(days=1)).replace(hour=2, minute=0, second=0, microsecond=0)
+    generated = take("transactions", 40_000, fraud_rate=0.05, start=night_in_europe)
     scenarios = Counter(item.truth["scenario"] for item in generated if item.truth["is_fraud"])
     assert {"card_testing", "account_takeover", "impossible_travel", "night_spree"} <= set(scenarios)
     assert 0.025 < sum(scenarios.values()) / len(generated) < 0.07
