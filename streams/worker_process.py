@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from streams.errors import ServiceError
-from streams.settings import Settings
+from streams.settings import Settings, get_settings
 
 
 class WorkerProcess:
@@ -75,6 +75,7 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(self._proc.pid, signal.SIGKILL)
                 self._proc.wait()
+        self._tidy()
         return self._proc.returncode
 
     def kill(self) -> None:
@@ -82,6 +83,12 @@ class WorkerProcess:
         if self._proc is not None and self._proc.poll() is None:
             os.killpg(self._proc.pid, signal.SIGKILL)
             self._proc.wait()
+            self._tidy()
+
+    def _tidy(self) -> None:
+        settings = get_settings()
+        worker_id = self.env.get("LEPTON_WORKER_ID") or settings.worker_id
+        remove_empty_folders(settings.local.state_dir / "faust" / f"{worker_id}-data")
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
@@ -114,3 +121,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def remove_empty_folders(folder: Path) -> None:
+    """Remove `folder` and the folders in it, bottom up, as far as they hold no files.
+
+    Faust makes a data folder per worker id; with tables in memory it stays empty, and every isolated run (bench,
+    chaos, tests) has a worker id of its own: without this, `.lepton/faust` collects one empty folder per run.
+    """
+    if not folder.is_dir():
+        return
+    for path in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(path.iterdir()):
+            path.rmdir()
+    if not any(folder.iterdir()):
+        folder.rmdir()
