@@ -93,12 +93,11 @@ class Encoder:
             )
         return Batch(to_device(encoded["input_ids"], self.device), to_device(encoded["attention_mask"], self.device))
 
-    def hidden_states(self, batch: Batch, stop: int | None = None, model: nn.Module | None = None) -> torch.Tensor:
-        """Token vectors after the embeddings and layers [0, stop); `model` may be a quantised copy."""
-        model = model or self.model
-        hidden = model.embeddings(input_ids=batch.input_ids)
+    def hidden_states(self, batch: Batch, stop: int | None = None) -> torch.Tensor:
+        """Token vectors after the embeddings and layers [0, stop)."""
+        hidden = self.model.embeddings(input_ids=batch.input_ids)
         mask = additive_mask(batch.attention_mask, hidden.dtype)
-        return run_layers(list(model.encoder.layer)[:stop], hidden, mask)
+        return run_layers(list(self.layers)[:stop], hidden, mask)
 
     @torch.inference_mode()
     def encode(self, texts: list[str], normalize: bool = True) -> torch.Tensor:

@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from models.encoder import get_encoder
-from models.sentiment import SentimentModel
+from models.sentiment import Scorer, SentimentModel
 from models.sentiment_cli import register
 
 BULLISH = [
@@ -32,6 +32,18 @@ def test_encoder_embeddings_are_normalised() -> None:
     vectors = get_encoder("cpu").encode(["Markets open higher", "A quiet day"])
     assert vectors.shape == (2, 384)
     torch.testing.assert_close(vectors.norm(dim=-1), torch.ones(2))
+
+
+UNEVEN = [f"{headline} ({n})" * (n % 4 + 1) for n, headline in enumerate(BEARISH * 20)]  # up to 4x: truncated
+
+
+@pytest.mark.parametrize("texts", [["Up"], BULLISH + BEARISH, UNEVEN], ids=["one short", "four", "forty uneven"])
+def test_the_traced_scorer_gives_the_eager_results_for_any_batch_shape(model: SentimentModel, texts: list[str]) -> None:
+    batch = model.encoder.tokenize(texts)
+    eager = Scorer(model.encoder.model, model.head, model.frozen_layers)
+    with torch.inference_mode():
+        torch.testing.assert_close(model.scorer(batch.input_ids, batch.attention_mask),
+                                   eager(batch.input_ids, batch.attention_mask))
 
 
 def test_artifact_predicts_the_right_sign(model: SentimentModel) -> None:
