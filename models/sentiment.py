@@ -88,7 +88,7 @@ class Scorer(nn.Module):
         super().__init__()
         self.embeddings = bottom.embeddings
         self.layers = nn.ModuleList(list(bottom.encoder.layer)[:frozen_layers])
-        self.head = head
+        self.head = head  # the eager module the trace was made from (tests compare the two)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.embeddings(input_ids=input_ids)
@@ -139,7 +139,7 @@ class SentimentModel:
                 warnings.simplefilter("ignore")
                 bottom = torch.ao.quantization.quantize_dynamic(encoder.model, {nn.Linear}, dtype=torch.qint8)
                 head = torch.ao.quantization.quantize_dynamic(head, {nn.Linear}, dtype=torch.qint8)
-        self.head = head
+        self.head = head  # the eager module the trace was made from (tests compare the two)
         self.scorer = traced(Scorer(bottom, head, self.frozen_layers), encoder.tokenize(TRACE_TEXTS))
 
     @classmethod
