@@ -88,7 +88,7 @@ class Scorer(nn.Module):
         super().__init__()
         self.embeddings = bottom.embeddings
         self.layers = nn.ModuleList(list(bottom.encoder.layer)[:frozen_layers])
-        self.head = head  # the eager module the trace was made from (tests compare the two)
+        self.head = head
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.embeddings(input_ids=input_ids)
