@@ -29,7 +29,9 @@ LEGIT, MIXED, CARDS, RATE, SEED = 3000, 3000, 300, 2.0, 21
 def test_transactions_to_scores_and_explained_alerts(settings: Settings, unique: str, tmp_path: Path) -> None:
     s, env = isolated(settings, unique, "fraud")
     create_topics(s)
-    start = utc_now() - timedelta(hours=10)
+    # Night sprees need a cardholder between midnight and 5 am local time: the traffic starts at 02:00 UTC the day
+    # before (night in Europe), not at a time of day when no city on the card list is asleep (13:00-14:00 UTC).
+    start = (utc_now() - timedelta(days=1)).replace(hour=2, minute=0, second=0, microsecond=0)
     legit = list(islice(TransactionGenerator(seed=SEED, start=start, rate_per_s=RATE, fraud_rate=0.0,
                                              n_cards=CARDS), LEGIT))
     mixed = list(islice(TransactionGenerator(seed=SEED, start=start + timedelta(seconds=LEGIT / RATE + 5),
