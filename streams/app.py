@@ -51,6 +51,13 @@ class Runtime:
         """True once every model, batcher and the sink are up."""
         return self._started is not None and self._started.done() and self._started.exception() is None
 
+    @property
+    def consuming(self) -> bool:
+        """True once everything is up and the consumer holds its partitions (after the first rebalance, not during
+        one): what `/ready` reports. The models load before the group is joined, so a worker whose models are up
+        may still be some hundred milliseconds away from fetching its first record."""
+        return self.started and self.app.rebalancing_count > 0 and not self.app.rebalancing
+
     async def ready(self) -> None:
         """Start everything once; concurrent callers wait for the same start."""
         if self._started is None:
@@ -220,7 +227,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     @app.page("/ready")
     async def ready_page(web: Any, request: Any) -> Any:
-        ready = runtime.started and not health.crashed
+        ready = runtime.consuming and not health.crashed
         return web.json({"ready": ready, "crashed": health.crashed}, status=200 if ready else 503)
 
     @app.page("/live")

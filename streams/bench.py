@@ -2,15 +2,17 @@
 
 All three use the same generated headlines. (a) is the model alone at the configured batch size; (b) and (c) run a
 real worker against the local stack, each on fresh topics, index prefix and consumer group: the clock starts when
-the first headline is produced (the worker is already up, model loaded) and stops when the search engine has
-acknowledged the last document (then the index is checked to hold every one). (c) differs from (b) only by batch
-size 1 and micro-batches of one event (and one model thread, on every core). (a) runs before and after them, and
-the baseline is the mean of both, so a drift in the machine's speed during the run does not skew the ratios.
-Before the first round a few hundred headlines go through the pipeline unmeasured: on a freshly started stack the
-broker's and search engine's JVMs compile their hot paths under the first load (measured here: the search engine
-spent 2.1 ms of CPU per document in the first run, 0.4-0.7 ms once warm), as the model gets a warm-up batch. Ratios
-against the baseline measured in the same run are what to compare across machines. `--rounds N` repeats (b), (c)
-and (a) and reports the round with the median pipeline_vs_raw, listing every round's ratios.
+the first headline is produced (the worker is up: model loaded, partitions assigned) and stops when the search
+engine has acknowledged the last document (then the index is checked to hold every one). (c) differs from (b)
+only by batch size 1 and micro-batches of one event (and one model thread, on every core). Each round measures (a)
+right before and right after (b), and (b)'s baseline is the mean of the two, so a drift in the machine's speed (other
+tenants of a shared host moved the raw rate by up to 15% between minutes here) weighs on both sides alike; (c)
+follows. Before the first round a measurement's worth of headlines goes through the pipeline unmeasured: on a
+freshly started stack the broker's and search engine's JVMs compile their hot paths under the first load
+(measured here: the search engine spent 2.1-3.4 ms of CPU per document in the first run, 0.25-0.5 ms once warm,
+and several runs in, its compiler threads at times still used as much CPU as its indexing threads), as the model
+gets a warm-up batch. Ratios against the baseline measured in the same run are what to compare across machines.
+`--rounds N` repeats all three and reports the round with the median pipeline_vs_raw, listing every round's ratios.
 
 The worker runs `batching.model_threads` batches at once, each on its share of the cores (models/batcher.py). (a)
 measures the model both ways, that way and one batch at a time on every core, and takes the faster: the pipeline
@@ -117,8 +119,8 @@ def median_round(rounds: list[tuple[float, float, float]]) -> tuple[float, float
 
 def bench_sentiment(
     count: int = typer.Option(2000, min=100, help="Headlines per measurement."),
-    rounds: int = typer.Option(1, min=1, max=9, help="Rounds of (b) and (c), each followed by (a) again."),
-    warmup: int = typer.Option(500, min=0, help="Headlines through the pipeline before measuring (0: none)."),
+    rounds: int = typer.Option(1, min=1, max=9, help="Rounds of (a), (b), (a) again and (c)."),
+    warmup: int = typer.Option(2000, min=0, help="Headlines through the pipeline before measuring (0: none)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table."),
 ) -> None:
@@ -127,19 +129,21 @@ def bench_sentiment(
     records = headlines(count)
     batch, threads = settings.batching.max_batch_size, settings.batching.model_threads
     texts = [r["headline"] for r in records]
-    console.print(f"(a) raw model, batch {batch}, {count} headlines, one batch at a time and {threads} at once...")
-    first, used = raw_model_rate(texts, batch, device, threads)
-    raws, measured = [first], []
     if warmup:
         console.print(f"warm-up: {warmup} headlines through the pipeline, not measured...")
-        pipeline_rate(settings, records[:warmup], batched=True, device=device)
+        pipeline_rate(settings, headlines(warmup, seed=2), batched=True, device=device)
+    raws, measured, used = [], [], device
     for n in range(1, rounds + 1):
+        console.print(f"round {n} of {rounds}: (a) raw model, batch {batch}, {count} headlines, one batch at a time "
+                      f"and {threads} at once...")
+        rates, used = raw_model_rate(texts, batch, device, threads)
+        raws.append(rates)
         console.print(f"round {n} of {rounds}: (b) pipeline, batched...")
         batched = pipeline_rate(settings, records, batched=True, device=device)
+        console.print(f"round {n} of {rounds}: (a) raw model again (the baseline is the mean of the runs around b)...")
+        raws.append(raw_model_rate(texts, batch, device, threads)[0])
         console.print(f"round {n} of {rounds}: (c) pipeline, one event per model call...")
         unbatched = pipeline_rate(settings, records, batched=False, device=device)
-        console.print(f"round {n} of {rounds}: (a) raw model again (the baseline is the mean of the runs around it)...")
-        raws.append(raw_model_rate(texts, batch, device, threads)[0])
         measured.append(((max(raws[-2].values()) + max(raws[-1].values())) / 2, batched, unbatched))
     raw, batched, unbatched = median_round(measured)
     result = {

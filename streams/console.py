@@ -161,7 +161,7 @@ class Console:
         problems = self.health.problems(now)
         return {
             "worker": self.settings.worker_id, "generated_at": utc_now().isoformat(),
-            "ready": bool(self.runtime.started) and not self.health.crashed, "problems": problems,
+            "ready": bool(self.runtime.consuming) and not self.health.crashed, "problems": problems,
             "streams": self.stream_rows(now),
             "alerts": {kind: [alert_view(alert) for alert in list(RECENT_ALERTS[kind])[::-1][:ALERTS_SHOWN]]
                        for kind in ALERT_KINDS},

@@ -35,7 +35,8 @@ class WorkerProcess:
                                           stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
 
     def wait_ready(self, timeout_s: float = 180.0) -> None:
-        """Wait until the worker's /ready says yes (model loaded); fail with its log if it dies or hangs."""
+        """Wait until the worker's /ready says yes (models up, partitions held); fail with its log if it dies or
+        hangs."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:

@@ -1,6 +1,8 @@
-"""The worker's agents: which pipelines run, and how many micro-batches each works on at once."""
+"""The worker's agents: which pipelines run, how many micro-batches each works on at once, and when it is ready."""
 
 from __future__ import annotations
+
+import asyncio
 
 from streams.app import create_app
 from streams.settings import BatchingSettings, Settings
@@ -17,3 +19,20 @@ def test_only_the_sentiment_agent_works_on_several_batches_at_once() -> None:
 def test_pipelines_choose_the_agents() -> None:
     app, _ = create_app(Settings(pipelines="fraud"))
     assert [agent.name.rsplit(".", 1)[-1] for agent in app.agents.values()] == ["fraud"]
+
+
+def test_ready_means_models_up_and_partitions_held() -> None:
+    app, runtime = create_app(Settings(pipelines="sentiment"))
+
+    async def states() -> list[bool]:
+        seen = [runtime.consuming]  # nothing started, no rebalance yet
+        runtime._started = asyncio.get_running_loop().create_future()
+        runtime._started.set_result(None)  # models and sink up
+        seen.append(runtime.consuming)  # ...but the consumer group not joined yet
+        app.on_rebalance_start()
+        seen.append(runtime.consuming)  # partitions being assigned
+        app.rebalancing = False  # what on_rebalance_end sets once the partitions are sought and resumed
+        seen.append(runtime.consuming)
+        return seen
+
+    assert asyncio.run(states()) == [False, False, False, True]

@@ -94,7 +94,7 @@ class FakeSink:
 class FakeRuntime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.started = True
+        self.consuming = True
         self.sink = FakeSink()
 
 
