@@ -81,6 +81,7 @@ def _run(settings: Settings, client: SearchClient, worker: WorkerProcess, feeds:
     began = time.monotonic()
     limit = 120 + 5 * max(feed.count / feed.rate for feed in feeds.values())
     figures: dict[str, dict[str, float]] = {}
+    last_counts, last_change = (), time.monotonic()
     with Live(console=console, refresh_per_second=4) as live:
         while True:
             for name, feed in feeds.items():
@@ -98,14 +99,25 @@ def _run(settings: Settings, client: SearchClient, worker: WorkerProcess, feeds:
             figures["transactions"]["alerts"] = worker.metric("lepton_alerts_total", {"type": "fraud"})
             elapsed = time.monotonic() - began
             live.update(_table(figures, elapsed))
-            settled = all(feed.done.is_set() and figures[name]["consumed"] >= feed.sent
-                          for name, feed in feeds.items())
-            if settled or not worker.running or elapsed > limit:
+            counts = tuple((f["consumed"], f["scored"], f["dead letters"]) for f in figures.values())
+            if counts != last_counts:
+                last_counts, last_change = counts, time.monotonic()
+            if _settled(feeds, figures, quiet_s=time.monotonic() - last_change) or not worker.running \
+                    or elapsed > limit:
                 break
             time.sleep(0.5)
     for name in figures:
         figures[name]["elapsed_s"] = time.monotonic() - began
     return figures
+
+
+def _settled(feeds: dict[str, Feed], figures: dict[str, dict[str, float]], quiet_s: float) -> bool:
+    """Every feed sent and consumed, and every consumed event scored or dead-lettered; or, should some never be
+    (a replay after a rebalance is skipped, neither scored nor dead-lettered), nothing has moved for 5 s."""
+    if not all(feed.done.is_set() and figures[name]["consumed"] >= feed.sent for name, feed in feeds.items()):
+        return False
+    processed = all(f["scored"] + f["dead letters"] >= f["consumed"] for f in figures.values())
+    return processed or quiet_s >= 5.0
 
 
 def _table(figures: dict[str, dict[str, float]], elapsed: float) -> Table:
