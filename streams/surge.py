@@ -50,6 +50,7 @@ class Surge:
 @dataclass
 class _Ticker:
     buckets: dict[int, _Bucket] = field(default_factory=lambda: defaultdict(_Bucket))
+    latest: int = -1  # the latest minute seen
     surge_until: int = -1  # the minute up to which the current surge counts as ongoing
 
 
@@ -70,7 +71,9 @@ class SurgeDetector:
             bucket.negative += 1
             if len(bucket.examples) < MAX_EXAMPLES:
                 bucket.examples.append(event_id)
-        self._forget_before(state, minute)
+        if minute > state.latest:
+            state.latest = minute
+            self._forget_before(state, minute)
         return self._evaluate(ticker, state, minute)
 
     def _forget_before(self, state: _Ticker, minute: int) -> None:
@@ -81,15 +84,15 @@ class SurgeDetector:
     def _evaluate(self, ticker: str, state: _Ticker, minute: int) -> Surge | None:
         s = self.settings
         window_min, baseline_min = max(1, s.window_s // BUCKET_S), max(1, s.baseline_s // BUCKET_S)
-        latest = max(state.buckets)
+        latest = state.latest
         window = [state.buckets[m] for m in range(latest - window_min + 1, latest + 1) if m in state.buckets]
-        baseline = [state.buckets[m] for m in range(latest - window_min - baseline_min + 1, latest - window_min + 1)
-                    if m in state.buckets]
         items = sum(b.items for b in window)
         negative = sum(b.negative for b in window)
         share = negative / items if items else 0.0
         if not (negative >= s.min_negative and share >= s.min_share):
-            return None  # the common case: skip the binomial tail (most of the worker's time in this module)
+            return None  # the common case: no need for the baseline or the binomial tail
+        baseline = [state.buckets[m] for m in range(latest - window_min - baseline_min + 1, latest - window_min + 1)
+                    if m in state.buckets]
         baseline_share = (sum(b.negative for b in baseline) + s.prior_share * s.prior_weight) / (
             sum(b.items for b in baseline) + s.prior_weight)
         p_value = float(binom.sf(negative - 1, items, baseline_share))
