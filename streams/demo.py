@@ -164,6 +164,7 @@ def _shopper(settings: Settings, client: SearchClient, seed: int,
 def _summary(settings: Settings, figures: dict[str, dict[str, float]], journey: list[tuple[str, list[str]]],
              started_at: datetime, worker: WorkerProcess) -> None:
     since = started_at.isoformat().replace("+00:00", "Z")
+    console.line()  # off a terminal, the live table's last line ends without one
     console.rule("summary")
     for name, row in figures.items():
         outcome = (f"recommendations refreshed for {row['indexed']:,.0f} users" if name == "clicks" else
@@ -190,7 +191,8 @@ def _summary(settings: Settings, figures: dict[str, dict[str, float]], journey: 
         f"  dead letters: lepton deadletter tail\n"
         f"  Prometheus:   http://127.0.0.1:{prom}/graph?g0.expr=rate(lepton_events_scored_total[1m])\n"
         f"  live console: {_console_url(settings)} (while a worker runs: `lepton worker`)\n"
-        f"  worker log:   {worker.log_path}"
+        f"  worker log:   {worker.log_path}",
+        soft_wrap=True,  # commands and URLs stay whole on one line, to copy (the terminal wraps them for display)
     )
 
 
