@@ -9,7 +9,7 @@ right before and right after (b), and (b)'s baseline is the mean of the two, so 
 tenants of a shared host moved the raw rate by up to 15% between minutes here) weighs on both sides alike; (c)
 follows. Before the first round 16,000 headlines go through the pipeline unmeasured: on a freshly started stack
 the broker's and search engine's JVMs compile their hot paths under load for a long while (measured here: the
-search engine spent 4.25 ms of CPU per document in a first run, 0.6-0.73 ms after 14,000 documents, 0.27-0.33 ms
+search engine spent 4.25 ms of CPU per document in a first run, 0.59-0.73 ms after 14,000 documents, 0.27-0.33 ms
 after 28,000; indexing alone at the pipeline's rate, its CPU per document fell from 1.66 to 0.42 ms over the first
 16,000 or so and then held). A long-running deployment runs on warm JVMs, as its model threads are warm (they
 score a warm-up batch before the worker is ready); this measures that. Ratios against the baseline measured in the
