@@ -160,6 +160,10 @@ def connect(settings: SearchSettings) -> SearchClient:
     return ElasticsearchClient(settings, version, _auth(settings))
 
 
+# What the sink reads of a bulk response; the engine leaves out the rest (version, shards, sequence numbers).
+BULK_FILTER_PATH = "items.*._id,items.*._index,items.*.status,items.*.error"
+
+
 def bulk_result(items: list[dict[str, Any]]) -> BulkResult:
     """Check every item of a bulk response (both engines answer in the same shape)."""
     indexed, errors = 0, []

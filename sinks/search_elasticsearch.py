@@ -7,7 +7,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError
 
-from sinks.search import BulkResult, Doc, bulk_body, bulk_result
+from sinks.search import BULK_FILTER_PATH, BulkResult, Doc, bulk_body, bulk_result
 from streams.settings import SearchSettings
 
 
@@ -26,7 +26,7 @@ class ElasticsearchClient:
         operations = bulk_body(docs)
         if not operations:
             return BulkResult(0)
-        return bulk_result(self._client.bulk(operations=operations)["items"])
+        return bulk_result(self._client.bulk(operations=operations, filter_path=BULK_FILTER_PATH)["items"])
 
     def put_index_template(self, name: str, body: dict[str, Any]) -> None:
         self._client.indices.put_index_template(name=name, **body)

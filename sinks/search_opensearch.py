@@ -7,7 +7,7 @@ from typing import Any
 
 from opensearchpy import NotFoundError, OpenSearch
 
-from sinks.search import BulkResult, Doc, bulk_body, bulk_result
+from sinks.search import BULK_FILTER_PATH, BulkResult, Doc, bulk_body, bulk_result
 from streams.settings import SearchSettings
 
 POOL_SIZE = 10  # connections kept open: as many as elasticsearch-py keeps per node by default
@@ -32,7 +32,7 @@ class OpenSearchClient:
         body = bulk_body(docs)
         if not body:
             return BulkResult(0)
-        return bulk_result(self._client.bulk(body=body)["items"])
+        return bulk_result(self._client.bulk(body=body, filter_path=BULK_FILTER_PATH)["items"])
 
     def put_index_template(self, name: str, body: dict[str, Any]) -> None:
         self._client.indices.put_index_template(name=name, body=body)

@@ -147,30 +147,29 @@ def test_tickers_come_from_the_field_and_cashtags() -> None:
     assert tickers_of(event) == ["ACME", "ZED", "BOLT"]
 
 
-async def test_a_scored_chunk_is_indexed_while_the_next_one_is_still_being_scored() -> None:
+async def test_every_chunk_is_scored_at_once_and_the_micro_batch_indexed_in_one_bulk_request() -> None:
     import asyncio
 
     log: list[str] = []
-    release = asyncio.Event()
+    both_submitted = asyncio.Event()
 
     async def score(texts: list[str]) -> list[SentimentResult]:
-        first = texts[0].endswith(" 0")
-        log.append(f"score {'first' if first else 'second'} started")
-        if not first:
-            await release.wait()  # the second chunk stays "on the device" until the first one is flushed
+        log.append(f"score {len(texts)}")
+        if len(log) == 2:
+            both_submitted.set()
+        await both_submitted.wait()  # the first chunk is still "on the device" when the second is submitted
         return [result(t) for t in texts]
 
     class RecordingSink(FakeSink):
         async def flush(self) -> list[BulkItemError]:
             log.append(f"flush {len(self.pending)}")
-            release.set()
             return await super().flush()
 
     pipeline, sink, _ = make(score, RecordingSink())
     size = pipeline.settings.batching.max_batch_size
     outcome = await pipeline.process(records([news(i, f"Acme item {i}", ["ACME"]) for i in range(size + 3)]))
     assert outcome.scored == size + 3 and len(sink.written) == size + 3
-    assert log == ["score first started", "score second started", f"flush {size}", "flush 3"]
+    assert log == [f"score {size}", "score 3", f"flush {size + 3}"]
 
 
 async def test_a_failed_chunk_is_dead_lettered_and_the_other_chunks_indexed() -> None:
