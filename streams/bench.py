@@ -16,6 +16,11 @@ score a warm-up batch before the worker is ready); this measures that. Ratios ag
 same run are what to compare across machines.
 `--rounds N` repeats all three and reports the round with the median pipeline_vs_raw, listing every round's ratios.
 
+With the local stack, each round also reports how the host's cores were shared while (b) ran (Linux /proc, in cores
+over the measured time): the worker (model threads and event loop), the search engine, the broker, everything else
+(the bench's producer, Prometheus, the system) and idle. The model alone has every core, so what the others take is
+about what (b) loses against (a).
+
 The worker runs `batching.model_threads` batches at once, each on its share of the cores (models/batcher.py). (a)
 measures the model both ways, that way and one batch at a time on every core, and takes the faster: the pipeline
 is compared with the best the model alone does on this machine.
@@ -23,16 +28,19 @@ is compared with the best the model alone does on this machine.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 
+from infra.local.process import cpu_seconds, host_busy_seconds
+from infra.local.services import Kafka, Search, process_of
 from sinks.search import connect
 from streams.cli_groups import group, print_result
 from streams.errors import ServiceError
@@ -71,8 +79,36 @@ def raw_model_rate(texts: list[str], batch_size: int, device: str, model_threads
     return rates, str(model.encoder.device)
 
 
-def pipeline_rate(settings: Settings, records: list[dict[str, Any]], batched: bool, device: str) -> float:
-    """Headlines per second from first produce to last indexed document, through a real worker."""
+class CoreShares:
+    """Cores that the worker, the local stack's search engine and broker, everything else, and nobody (idle) used
+    from `start()` on, over a given time (Linux /proc)."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if pid is not None}
+        self.begin: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        return {name: cpu_seconds(pid) or 0.0 for name, pid in self.pids.items()} | {"host": host_busy_seconds()}
+
+    def start(self) -> None:
+        self.begin = self._now()
+
+    def over(self, elapsed_s: float) -> dict[str, float]:
+        """Cores used since start() over `elapsed_s` (the clock stopped a poll before this call: that tail is idle
+        but for the poll)."""
+        used = {name: value - self.begin[name] for name, value in self._now().items()}
+        busy = used.pop("host")
+        cores = {name: value / elapsed_s for name, value in used.items()}
+        cores["other"] = max(0.0, busy / elapsed_s - sum(cores.values()))
+        cores["idle"] = max(0.0, (os.cpu_count() or 1) - busy / elapsed_s)
+        return {name: round(value, 3) for name, value in cores.items()}
+
+
+def pipeline_rate(
+    settings: Settings, records: list[dict[str, Any]], batched: bool, device: str,
+) -> tuple[float, dict[str, float]]:
+    """Headlines per second from first produce to last indexed document, through a real worker, and how the cores
+    were shared meanwhile (CoreShares)."""
     run = uuid.uuid4().hex[:8]
     s, env = isolated(settings, f"bench{run}", "sentiment")
     create_topics(s)
@@ -90,6 +126,9 @@ def pipeline_rate(settings: Settings, records: list[dict[str, Any]], batched: bo
         with EventProducer(s) as producer:
             worker.start()
             worker.wait_ready()
+            shares = CoreShares({"worker": worker.pid, "search": process_of(Search(settings.local)).pid(),
+                                 "broker": process_of(Kafka(settings.local)).pid()})
+            shares.start()
             started = time.time()
             for record in records:
                 producer.send_record("news", record)
@@ -103,10 +142,11 @@ def pipeline_rate(settings: Settings, records: list[dict[str, Any]], batched: bo
                 raise ServiceError(f"bench worker died:\n{worker.log_tail()}")
             time.sleep(0.5)
         elapsed = worker.metric("lepton_sink_last_write_timestamp_seconds") - started
+        cores = shares.over(elapsed)
         client.refresh(index)
         if (found := client.count(index)) != len(records):
             raise ServiceError(f"bench: {found} of {len(records)} documents in {index}:\n{worker.log_tail()}")
-        return len(records) / elapsed
+        return len(records) / elapsed, cores
     finally:
         worker.stop()
         client.delete_prefix(s.search.index_prefix)
@@ -114,8 +154,12 @@ def pipeline_rate(settings: Settings, records: list[dict[str, Any]], batched: bo
         admin_client(s).delete_topics([s.topics.news, s.topics.alerts_sentiment, s.topics.deadletter])
 
 
-def median_round(rounds: list[tuple[float, float, float]]) -> tuple[float, float, float]:
-    """The (raw, batched, unbatched) round with the median pipeline_vs_raw (the lower middle one of an even count)."""
+Round = TypeVar("Round", bound=tuple[Any, ...])
+
+
+def median_round(rounds: list[Round]) -> Round:
+    """The (raw, batched, unbatched, ...) round with the median pipeline_vs_raw (the lower middle one of an even
+    count)."""
     return sorted(rounds, key=lambda r: r[1] / r[0])[(len(rounds) - 1) // 2]
 
 
@@ -142,19 +186,20 @@ def bench_sentiment(
         rates, used = raw_model_rate(texts, batch, device, threads)
         raws.append(rates)
         console.print(f"round {n} of {rounds}: (b) pipeline, batched...")
-        batched = pipeline_rate(settings, records, batched=True, device=device)
+        batched, cores = pipeline_rate(settings, records, batched=True, device=device)
         console.print(f"round {n} of {rounds}: (a) raw model again (the baseline is the mean of the runs around b)...")
         raws.append(raw_model_rate(texts, batch, device, threads)[0])
         console.print(f"round {n} of {rounds}: (c) pipeline, one event per model call...")
-        unbatched = pipeline_rate(settings, records, batched=False, device=device)
-        measured.append(((max(raws[-2].values()) + max(raws[-1].values())) / 2, batched, unbatched))
-    raw, batched, unbatched = median_round(measured)
+        unbatched = pipeline_rate(settings, records, batched=False, device=device)[0]
+        measured.append(((max(raws[-2].values()) + max(raws[-1].values())) / 2, batched, unbatched, cores))
+    raw, batched, unbatched, cores = median_round(measured)
     result = {
         "raw_model_per_s": round(raw, 1), "pipeline_per_s": round(batched, 1),
         "unbatched_pipeline_per_s": round(unbatched, 1),
         "pipeline_vs_raw": round(batched / raw, 3), "batched_vs_unbatched": round(batched / unbatched, 3),
-        "pipeline_vs_raw_rounds": [round(b / a, 3) for a, b, _ in measured],
-        "batched_vs_unbatched_rounds": [round(b / c, 3) for _, b, c in measured],
+        "pipeline_vs_raw_rounds": [round(b / a, 3) for a, b, _, _ in measured],
+        "batched_vs_unbatched_rounds": [round(b / c, 3) for _, b, c, _ in measured],
+        "pipeline_cores": cores, "pipeline_cores_rounds": [c for *_, c in measured],
         **{f"raw_model_{way}_per_s": [round(r[way], 1) for r in raws] for way in raws[0]},
         "count": count, "rounds": rounds, "batch_size": batch, "model_threads": threads, "device": used,
     }

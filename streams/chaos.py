@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from itertools import islice
 from pathlib import Path
@@ -39,6 +39,7 @@ from streams.worker_process import WorkerProcess, free_port, isolated
 SCENARIOS = ("kill-worker", "search-outage", "broker-restart", "poison", "sigterm")
 PIPELINES = "sentiment,fraud,recs"  # every input topic has a consumer, so poison of every kind is decoded
 INDEXED = "lepton_documents_indexed_total"
+LOST_IDS_SHOWN = 20  # a red run names this many of its lost events
 MAX_PAYLOAD = 900_000  # the producer refuses messages over ~1 MB (message.max.bytes) before they reach a worker
 
 
@@ -83,6 +84,7 @@ class Figures:
     produce_failures: int
     worker_running: bool
     shutdown_s: float | None = None
+    lost_ids: list[str] = field(default_factory=list)  # "kind:event id" of the first lost events, for a red run
 
     @property
     def ok(self) -> bool:
@@ -216,7 +218,8 @@ class ChaosRun:
     def measure(self, client: SearchClient, recovery_s: float | None, shutdown_s: float | None = None) -> Figures:
         """Count documents, dead letters and alerts of this run."""
         client.refresh(self._indices())
-        valid_ids = {m.record["id"] for m in self.messages if m.record is not None}
+        valid = {m.record["id"]: m.kind for m in self.messages if m.record is not None}
+        valid_ids = valid.keys()
         found, rewritten = self._document_ids(client)
         alert_ids = [_alert_id(r.value) for topic in (self.s.topics.alerts_sentiment, self.s.topics.alerts_fraud)
                      for r in read_records(self.s, topic, None, 30.0)]
@@ -231,6 +234,7 @@ class ChaosRun:
             alerts=len(alert_ids), duplicate_alert_ids=sum(n - 1 for n in Counter(alert_ids).values() if n > 1),
             recovery_s=None if recovery_s is None else round(recovery_s, 1), produce_failures=stats.failed,
             worker_running=self.worker.running, shutdown_s=None if shutdown_s is None else round(shutdown_s, 1),
+            lost_ids=[f"{valid[i]}:{i}" for i in sorted(valid_ids - found.keys())[:LOST_IDS_SHOWN]],
         )
 
     def _indices(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -51,8 +52,12 @@ def _table(results: dict[str, Figures]) -> None:
     for name in rows:
         table.add_column(name, justify="right")
     for key in next(iter(rows.values())):
-        table.add_row(key, *(str(row[key]) for row in rows.values()))
+        table.add_row(key, *(_cell(row[key]) for row in rows.values()))
     Console().print(table)
+
+
+def _cell(value: Any) -> str:
+    return ", ".join(value) or "-" if isinstance(value, list) else str(value)
 
 
 def register(app: typer.Typer) -> None:

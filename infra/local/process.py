@@ -13,6 +13,8 @@ from pathlib import Path
 
 from streams.errors import PortBusyError
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # the unit of /proc CPU times
+
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     """True when something accepts TCP connections on host:port."""
@@ -112,6 +114,21 @@ class ManagedProcess:
         except FileNotFoundError:
             return None
         return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far, from Linux /proc; None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def host_busy_seconds() -> float:
+    """CPU time all cores of the host have spent outside idle and I/O wait so far, from Linux /proc/stat."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

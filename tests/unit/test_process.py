@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import time
 
 import pytest
 
-from infra.local.process import ManagedProcess, port_open, tail
+from infra.local.process import ManagedProcess, cpu_seconds, host_busy_seconds, port_open, tail
 from streams.errors import PortBusyError
 
 
@@ -44,3 +47,19 @@ def test_port_open_on_a_closed_port() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     assert not port_open(port)
+
+
+def test_cpu_seconds_count_a_process_busy_time_and_the_host_busy_time_includes_it() -> None:
+    host_before, own_before = host_busy_seconds(), cpu_seconds(os.getpid())
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    own_used = cpu_seconds(os.getpid()) - own_before
+    assert 0.25 <= own_used <= 1.0
+    assert host_busy_seconds() - host_before >= own_used - 0.02  # ticks: 10 ms each
+
+
+def test_cpu_seconds_of_a_finished_process_is_none() -> None:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    assert cpu_seconds(child.pid) is None
