@@ -57,7 +57,7 @@ def _table(results: dict[str, Figures]) -> None:
 
 
 def _cell(value: Any) -> str:
-    return ", ".join(value) or "-" if isinstance(value, list) else str(value)
+    return (", ".join(value) or "-") if isinstance(value, list) else str(value)
 
 
 def register(app: typer.Typer) -> None:
