@@ -1,17 +1,22 @@
-"""The restart fixes for faust-streaming: no fetched record is handed to Faust only to be skipped."""
+"""The restart fixes for faust-streaming: no fetched record is handed to Faust only to be skipped, and no commit
+passes a message still being processed."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 from unittest.mock import patch
+from weakref import WeakSet
 
 import faust
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+import pytest
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.types import TP
+from intervaltree import IntervalTree
 
-from streams.faust_fixes import LeptonApp, SafeFetchConsumerThread, SeekFirstRecovery
+from streams.faust_fixes import LeptonApp, SafeFetchConsumer, SafeFetchConsumerThread, SeekFirstRecovery
 
 NEWS, CARDS, CHANGELOG = TP("news", 0), TP("transactions", 1), TP("card-state-changelog", 1)
 
@@ -83,9 +88,10 @@ def test_records_of_a_revoked_partition_are_dropped_without_a_seek() -> None:
     assert records == {} and kafka.seeks == []
 
 
-def test_the_app_uses_both_fixes() -> None:
+def test_the_app_uses_the_three_fixes() -> None:
     app = LeptonApp("fixes-test", broker="kafka://localhost:9092", store="memory://")
     assert isinstance(app.tables.recovery, SeekFirstRecovery)
+    assert isinstance(app.consumer, SafeFetchConsumer)
     assert isinstance(app.consumer._new_consumer_thread(), SafeFetchConsumerThread)
     assert isinstance(app, faust.App)
 
@@ -112,3 +118,49 @@ def test_recovery_seeks_before_it_resumes_the_stream_partitions() -> None:
 
 async def _record(calls: list[str], name: str) -> None:
     calls.append(name)
+
+
+class Taken:
+    """A message a stream has taken (tracked) and not acked yet."""
+
+    def __init__(self, offset: int, generation_id: int = 1) -> None:
+        self.tp, self.offset, self.acked, self.generation_id = NEWS, offset, False, generation_id
+
+
+def offsets_consumer(consumer_class: type, committed: int | None, acked: list[int], taken: list[Taken]) -> Any:
+    """A Faust consumer's ack bookkeeping for NEWS: what was committed, acked, and taken by streams but not acked."""
+    consumer = object.__new__(consumer_class)
+    consumer.app = SimpleNamespace(consumer_generation_id=1)
+    consumer._committed_offset = defaultdict(lambda: None, {NEWS: committed})
+    consumer._acked = defaultdict(list, {NEWS: list(acked)})
+    consumer._acked_index = defaultdict(set, {NEWS: set(acked)})
+    consumer._gap = defaultdict(IntervalTree)
+    consumer._unacked_messages = WeakSet()
+    consumer.messages = taken
+    for message in consumer.messages:
+        consumer._unacked_messages.add(message)
+    return consumer
+
+
+@pytest.mark.parametrize("committed", [None, 0, 100])
+def test_no_commit_passes_a_message_another_actor_still_holds(committed: int | None) -> None:
+    start = committed or 0
+    held, acked = [start, start + 2], [start + 1, start + 3]  # two actors took alternate messages; one is done
+    faust_offset = offsets_consumer(Consumer, committed, acked, [Taken(o) for o in held])._new_offset(NEWS)
+    assert faust_offset == start + 2  # Faust as released commits past `start`, which is still being processed
+    assert offsets_consumer(SafeFetchConsumer, committed, acked, [Taken(o) for o in held])._new_offset(NEWS) is None
+
+
+def test_a_message_of_an_earlier_assignment_holds_nothing_back() -> None:
+    consumer = offsets_consumer(SafeFetchConsumer, 100, [101], [Taken(100, generation_id=0)])
+    assert consumer._new_offset(NEWS) == 102
+
+
+def test_commits_resume_once_the_held_message_is_acked() -> None:
+    consumer = offsets_consumer(SafeFetchConsumer, 100, [100, 101, 103], [Taken(102)])
+    assert consumer._new_offset(NEWS) == 102  # up to the held message, not past it
+    assert consumer._acked[NEWS] == [103]
+    consumer.messages[0].acked = True
+    consumer._acked[NEWS].append(102)
+    consumer._committed_offset[NEWS] = 102
+    assert consumer._new_offset(NEWS) == 104
