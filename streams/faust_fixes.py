@@ -1,7 +1,7 @@
 """Three fixes for faust-streaming 0.15.3 that stop a restarted worker from skipping events.
 
-Both were found by `lepton chaos` (sigterm, kill-worker) and the fraud state-restart test, with the consumer's
-fetches, skips, seeks and commits logged:
+The first two were found by `lepton chaos` (sigterm, kill-worker) and the fraud state-restart test, with the
+consumer's fetches, skips, seeks and commits logged; the third by kill-worker and Faust's commit logic read closely:
 
 1. **Fetches hand out records Faust then throws away.** Faust asks aiokafka for the records of its *live* set
    of active partitions. That set changes while the fetch waits (for example it becomes empty when recovery
