@@ -59,6 +59,7 @@ class SearchClient(Protocol):
 
     def bulk_index(self, docs: Iterable[Doc]) -> BulkResult: ...
     def put_index_template(self, name: str, body: dict[str, Any]) -> None: ...
+    def create_index(self, index: str) -> None: ...  # from its template; an existing index is left as it is
     def count(self, index: str, query: dict[str, Any] | None = None) -> int: ...
     def search(self, index: str, body: dict[str, Any]) -> dict[str, Any]: ...
     def refresh(self, index: str) -> None: ...
@@ -159,6 +160,8 @@ def connect(settings: SearchSettings) -> SearchClient:
 
     return ElasticsearchClient(settings, version, _auth(settings))
 
+
+ALREADY_EXISTS = "resource_already_exists_exception"  # the error type of creating an index that exists
 
 # What the sink reads of a bulk response; the engine leaves out the rest (version, shards, sequence numbers).
 BULK_FILTER_PATH = "items.*._id,items.*._index,items.*.status,items.*.error"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
-from sinks.search import BULK_FILTER_PATH, BulkResult, Doc, bulk_body, bulk_result
+from sinks.search import ALREADY_EXISTS, BULK_FILTER_PATH, BulkResult, Doc, bulk_body, bulk_result
 from streams.settings import SearchSettings
 
 
@@ -30,6 +30,13 @@ class ElasticsearchClient:
 
     def put_index_template(self, name: str, body: dict[str, Any]) -> None:
         self._client.indices.put_index_template(name=name, **body)
+
+    def create_index(self, index: str) -> None:
+        try:
+            self._client.indices.create(index=index)
+        except BadRequestError as error:
+            if error.error != ALREADY_EXISTS:
+                raise
 
     def count(self, index: str, query: dict[str, Any] | None = None) -> int:
         try:

@@ -3,17 +3,18 @@
 All three use the same generated headlines. (a) is the model alone at the configured batch size; (b) and (c) run a
 real worker against the local stack, each on fresh topics, index prefix and consumer group: the clock starts when
 the first headline is produced (the worker is up: model loaded, partitions assigned) and stops when the search
-engine has acknowledged the last document (then the index is checked to hold every one). (c) differs from (b)
-only by batch size 1 and micro-batches of one event (and one model thread, on every core). Each round measures (a)
-right before and right after (b), and (b)'s baseline is the mean of the two, so a drift in the machine's speed (other
-tenants of a shared host moved the raw rate by up to 15% between minutes here) weighs on both sides alike; (c)
-follows. Before the first round 16,000 headlines go through the pipeline unmeasured: on a freshly started stack
-the broker's and search engine's JVMs compile their hot paths under load for a long while (measured here: the
-search engine spent 4.25 ms of CPU per document in a first run, 0.59-0.73 ms after 14,000 documents, 0.27-0.33 ms
-after 28,000; indexing alone at the pipeline's rate, its CPU per document fell from 1.66 to 0.42 ms over the first
-16,000 or so and then held). A long-running deployment runs on warm JVMs, as its model threads are warm (they
-score a warm-up batch before the worker is ready); this measures that. Ratios against the baseline measured in the
-same run are what to compare across machines.
+engine has acknowledged the last document (then the index is checked to hold every one). The run's indices are
+created before the clock starts, as a deployment writes into this month's index that its first document of the month
+created. (c) differs from (b) only by batch size 1 and micro-batches of one event (and one model thread, on every
+core). Each round measures (a) right before and right after (b), and (b)'s baseline is the mean of the two, so a
+drift in the machine's speed (other tenants of a shared host moved the raw rate by up to 15% between minutes here)
+weighs on both sides alike; (c) follows. Before the first round 16,000 headlines go through the pipeline unmeasured:
+on a freshly started stack the broker's and search engine's JVMs compile their hot paths under load for a long while
+(measured here: the search engine spent 4.25 ms of CPU per document in a first run, 0.59-0.73 ms after 14,000
+documents, 0.27-0.33 ms after 28,000; indexing alone at the pipeline's rate, its CPU per document fell from 1.66 to
+0.42 ms over the first 16,000 or so and then held). A long-running deployment runs on warm JVMs, as its model
+threads are warm (they score warm-up batches before the worker is ready); this measures that. Ratios against the
+baseline measured in the same run are what to compare across machines.
 `--rounds N` repeats all three and reports the round with the median pipeline_vs_raw, listing every round's ratios.
 
 With the local stack, each round also reports how the host's cores were shared while (b) ran (Linux /proc, in cores
@@ -32,7 +33,7 @@ import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -42,13 +43,14 @@ from rich.console import Console
 from infra.local.process import cpu_seconds, host_busy_seconds
 from infra.local.services import Kafka, Search, process_of
 from sinks.search import connect
+from sinks.templates import monthly_index
 from streams.cli_groups import group, print_result
 from streams.errors import ServiceError
 from streams.events import utc_now
 from streams.generators.news import NewsGenerator
 from streams.producer import EventProducer
 from streams.settings import Settings, get_settings
-from streams.topics import admin_client, create_topics
+from streams.topics import create_topics, delete_run
 from streams.worker_process import WorkerProcess, free_port, isolated
 
 console = Console(stderr=True)
@@ -58,6 +60,11 @@ def headlines(count: int, seed: int = 1) -> list[dict[str, Any]]:
     """`count` generated news records, back-dated so they all lie in the past."""
     generator = NewsGenerator(seed=seed, start=utc_now() - timedelta(seconds=count / 2.0 + 60), rate_per_s=2.0)
     return [record for record, _ in islice(generator, count)]
+
+
+def news_indices(prefix: str, records: list[dict[str, Any]]) -> set[str]:
+    """The monthly indices the documents of these news records go to."""
+    return {monthly_index(prefix, "news", datetime.fromisoformat(r["published_at"])) for r in records}
 
 
 def raw_model_rate(texts: list[str], batch_size: int, device: str, model_threads: int) -> tuple[dict[str, float], str]:
@@ -125,7 +132,9 @@ def pipeline_rate(
         # producer id (0.1-1 s here), a one-time cost of the client, not of the pipeline.
         with EventProducer(s) as producer:
             worker.start()
-            worker.wait_ready()
+            worker.wait_ready()  # the worker has installed the index templates
+            for name in news_indices(s.search.index_prefix, records):
+                client.create_index(name)
             shares = CoreShares({"worker": worker.pid, "search": process_of(Search(settings.local)).pid(),
                                  "broker": process_of(Kafka(settings.local)).pid()})
             shares.start()
@@ -151,7 +160,7 @@ def pipeline_rate(
         worker.stop()
         client.delete_prefix(s.search.index_prefix)
         client.close()
-        admin_client(s).delete_topics([s.topics.news, s.topics.alerts_sentiment, s.topics.deadletter])
+        delete_run(s, run)  # its topics, consumer group and the worker's internal topic
 
 
 Round = TypeVar("Round", bound=tuple[Any, ...])

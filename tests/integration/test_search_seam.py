@@ -7,6 +7,8 @@ import json
 import urllib.error
 import urllib.request
 
+import pytest
+
 from sinks.search import Doc, connect
 from streams.settings import Settings
 
@@ -29,6 +31,29 @@ def test_bulk_index_is_idempotent(settings: Settings, unique: str) -> None:
         assert hits[0]["_source"] == {"event_id": "evt-7", "score": 0.007}
     finally:
         client.delete_index(index)
+        client.close()
+
+
+def test_create_index_applies_its_template_and_leaves_an_existing_index_alone(settings: Settings, unique: str) -> None:
+    client = connect(settings.search)
+    prefix = f"it-create-{unique}"
+    index = f"{prefix}-news-2026.11"
+    try:
+        client.put_index_template(f"{prefix}-news", {
+            "index_patterns": [f"{prefix}-news-*"],
+            "template": {"mappings": {"properties": {"score": {"type": "float"}}}},
+        })
+        client.create_index(index)
+        assert client.bulk_index([Doc(index, "a", {"score": 0.5})]).indexed == 1
+        client.create_index(index)  # exists: kept as it is, with its document
+        client.refresh(index)
+        assert client.count(index) == 1
+        refused = client.bulk_index([Doc(index, "b", {"score": "high"})]).errors  # the template's mapping holds
+        assert [(e.doc_id, e.status) for e in refused] == [("b", 400)]
+        with pytest.raises(Exception, match="invalid_index_name_exception"):  # other refusals are not swallowed
+            client.create_index(f"{prefix}-News")
+    finally:
+        client.delete_prefix(prefix)
         client.close()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streams import bench
-from streams.bench import CoreShares, median_round
+from streams.bench import CoreShares, median_round, news_indices
 
 
 def test_the_round_with_the_median_ratio_stands_for_the_run() -> None:
@@ -26,3 +26,9 @@ def test_core_shares_split_the_host_cores_between_worker_stack_others_and_idle(m
     cores = shares.over(elapsed_s=2.0)
     assert cores == pytest.approx({"worker": 1.6, "search": 0.2, "broker": 0.05, "other": 0.15, "idle": 0.0})
     assert sum(cores.values()) == pytest.approx(2.0)
+
+
+def test_the_runs_indices_are_the_months_of_its_headlines() -> None:
+    records = [{"published_at": "2026-11-30T23:59:59+00:00"}, {"published_at": "2026-12-01T00:00:01+00:00"},
+               {"published_at": "2026-11-02T08:00:00+00:00"}]
+    assert news_indices("lepton-benchx", records) == {"lepton-benchx-news-2026.11", "lepton-benchx-news-2026.12"}
