@@ -32,3 +32,26 @@ def test_the_runs_indices_are_the_months_of_its_headlines() -> None:
     records = [{"published_at": "2026-11-30T23:59:59+00:00"}, {"published_at": "2026-12-01T00:00:01+00:00"},
                {"published_at": "2026-11-02T08:00:00+00:00"}]
     assert news_indices("lepton-benchx", records) == {"lepton-benchx-news-2026.11", "lepton-benchx-news-2026.12"}
+
+
+@pytest.mark.parametrize(("stack_cores", "most", "chunks"), [
+    ([1.0, 0.5, 0.47, 0.46], 40_000, 3),  # settles at the third chunk: within 10% of the second
+    ([1.0, 0.8, 0.6, 0.4, 0.3, 0.2], 40_000, 5),  # never settles: 40,000 headlines at most
+    ([1.0, 0.5, 0.47], 12_000, 2),  # a smaller bound: 8,000 and then 4,000
+    ([0.0, 0.0, 0.0], 40_000, 2),  # no local stack to measure: two chunks
+])
+def test_the_warm_up_runs_until_the_stacks_cpu_per_headline_settles(
+        monkeypatch, stack_cores: list[float], most: int, chunks: int) -> None:
+    sizes: list[int] = []
+
+    def run(settings, records, batched, device):  # 1,000 headlines/s; search and broker share the stack's CPU
+        sizes.append(len(records))
+        cores = stack_cores[len(sizes) - 1]
+        return 1000.0, {"worker": 1.5, "search": cores * 0.75, "broker": cores * 0.25}
+
+    monkeypatch.setattr(bench, "pipeline_rate", run)
+    monkeypatch.setattr(bench, "headlines", lambda count, seed=1: [{}] * count)
+    costs = bench.warm_up(None, most, "cpu")
+    assert len(costs) == len(sizes) == chunks
+    assert costs == pytest.approx(stack_cores[:chunks])  # cores per 1,000 headlines/s = ms per headline
+    assert sum(sizes) <= most and all(size <= bench.WARMUP_CHUNK for size in sizes)
