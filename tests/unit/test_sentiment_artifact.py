@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
 from typer.testing import CliRunner
 
-from models.encoder import get_encoder
+from models.encoder import MAX_LENGTH, get_encoder
 from models.sentiment import Scorer, SentimentModel
 from models.sentiment_cli import register
 
@@ -73,3 +74,15 @@ def test_eval_json_prints_exactly_the_metrics(tmp_path: Path, model: SentimentMo
     assert set(metrics) == {"accuracy", "macro_f1", "confusion_matrix", "n"}
     assert metrics["n"] == 4 and metrics["accuracy"] == 1.0
     assert metrics["confusion_matrix"] == [[2, 0, 0], [0, 2, 0], [0, 0, 0]]
+
+
+def test_tokenize_pads_and_truncates_as_the_transformers_tokenizer_does_from_many_threads_at_once() -> None:
+    encoder = get_encoder("cpu")
+    batches = [UNEVEN, ["Up"], ["", "Émile's café: 株式 $ACME ↑ 12%", "word " * 200], BULLISH + BEARISH] * 8
+    with ThreadPoolExecutor(4) as pool:
+        ours = list(pool.map(encoder.tokenize, batches))
+    for texts, batch in zip(batches, ours, strict=True):
+        expected = encoder.tokenizer(texts, padding=True, truncation=True, max_length=MAX_LENGTH, return_tensors="pt")
+        assert torch.equal(batch.input_ids, expected["input_ids"])
+        assert torch.equal(batch.attention_mask, expected["attention_mask"])
+    assert ours[2].input_ids.shape == (3, MAX_LENGTH)  # the 200-word text is cut at MAX_LENGTH tokens
