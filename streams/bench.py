@@ -4,12 +4,12 @@ All three use the same generated headlines. (a) is the model alone at the config
 real worker against the local stack, each on fresh topics, index prefix and consumer group: the clock starts when
 the first headline is produced (the worker is up: model loaded, partitions assigned) and stops when the search
 engine has acknowledged the last document (then the index is checked to hold every one). The run's indices are
-created before the clock starts, as a deployment writes into this month's index that its first document of the month
-created. (c) differs from (b) only by batch size 1 and micro-batches of one event (and one model thread, on every
-core). Each round measures (a) right before and right after (b), and (b)'s baseline is the mean of the two, so a
-drift in the machine's speed (other tenants of a shared host moved the raw rate by up to 15% between minutes here)
-weighs on both sides alike; (c) follows. Before the first round headlines go through the pipeline unmeasured, in
-chunks of 8,000, until the search engine's and broker's CPU per headline changes by 10% or less from one chunk to
+created before the clock starts, as a running deployment writes into indices that exist (the month's first document
+created its index). (c) differs from (b) only by batch size 1 and micro-batches of one event (and one model thread,
+on every core). Each round measures (a) right before and right after (b), and (b)'s baseline is the mean of the two,
+so a drift in the machine's speed (other tenants of a shared host moved the raw rate by up to 15% between minutes
+here) weighs on both sides alike; (c) follows. Before the first round headlines go through the pipeline unmeasured,
+in chunks of 8,000, until the search engine's and broker's CPU per headline changes by 10% or less from one chunk to
 the next (`--warmup`: at most 40,000): on a freshly started stack their JVMs compile their hot paths under load for
 a long while (measured here: the search engine spent 4.25 ms of CPU per document in a first run, 0.59-0.73 ms after
 14,000 documents, 0.27-0.33 ms after 28,000). The JSON lists that CPU per chunk (`warmup_stack_ms_per_event`). A
@@ -71,7 +71,7 @@ def news_indices(prefix: str, records: list[dict[str, Any]]) -> set[str]:
 def raw_model_rate(texts: list[str], batch_size: int, device: str, model_threads: int) -> tuple[dict[str, float], str]:
     """Texts per second of the model alone, after a warm-up: one batch at a time on every core, and
     `model_threads` batches at once on equal shares of the cores (as the worker runs it)."""
-    from models.batcher import share_cpu_threads
+    from models.batcher import WARMUP_RUNS, share_cpu_threads
     from models.sentiment import SentimentModel
 
     model = SentimentModel.load(device=device)
@@ -80,7 +80,8 @@ def raw_model_rate(texts: list[str], batch_size: int, device: str, model_threads
     for way, threads in (("sequential", 1), ("threads", model_threads)):
         share_cpu_threads(threads)
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(model.predict, batches[:threads]))  # warm-up: one batch per thread
+            for _ in range(WARMUP_RUNS):  # warm-up, as the worker's model threads do
+                list(pool.map(model.predict, batches[:threads]))
             started = time.perf_counter()
             list(pool.map(model.predict, batches))
             rates[way] = len(texts) / (time.perf_counter() - started)
