@@ -219,8 +219,9 @@ class BatchingSettings(Section):
         "share the cores equally (see models/batcher.py)")
     take_max: int = Field(64, ge=1)
     sentiment_batches_in_flight: int = Field(
-        2, ge=1, le=8, description="micro-batches the sentiment agent works on at once, so the model scores one "
-        "while the last is indexed (offsets are committed only up to the oldest unfinished one)")
+        3, ge=1, le=8, description="micro-batches the sentiment agent works on at once, so the model threads always "
+        "have the next one queued while the last is indexed (offsets are committed only up to the oldest unfinished "
+        "one)")
     take_within_s: float = Field(0.2, gt=0)
     fraud_batch_size: int = Field(
         512, ge=1, le=4096, description="micro-batch and device batch of the fraud agent (a small MLP: large "

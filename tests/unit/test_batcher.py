@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -228,6 +229,18 @@ async def test_the_event_loop_keeps_running_while_the_model_works_in_its_own_thr
     await b.stop()
     assert ticks == 5 and scoring.result() == [2, 4, 6, 8]
     assert len(model.threads) == 1 and threading.get_ident() not in model.threads
+
+
+async def test_a_free_model_thread_takes_the_next_batch_while_the_event_loop_is_busy() -> None:
+    model = Recorder()
+    b = batcher(model, "busy-loop", max_batch_size=2, max_wait_ms=0)
+    await b.start()
+    scoring = asyncio.create_task(b.submit([1, 2, 3, 4]))
+    await asyncio.sleep(0)  # the submission reaches the queue
+    time.sleep(0.5)  # the event loop is busy (blocked) and hands nothing out meanwhile
+    assert model.batches == [[1, 2], [3, 4]]
+    assert await within(scoring) == [2, 4, 6, 8]
+    await b.stop()
 
 
 async def test_a_cancelled_caller_is_dropped_without_disturbing_others() -> None:
