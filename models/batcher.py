@@ -159,9 +159,10 @@ class DynamicBatcher(Generic[T, R]):
                                           daemon=True) for n, ready in enumerate(warmed)]
         for worker in self._workers:
             worker.start()
-        for error in await asyncio.gather(*warmed):
-            if error is not None:
-                raise error
+        errors = [error for error in await asyncio.gather(*warmed) if error is not None]
+        if errors:
+            await self.stop()  # the model does not work: no thread is left waiting for batches
+            raise errors[0]
 
     async def stop(self) -> None:
         """Refuse new submissions, score everything already submitted, then end the model threads."""

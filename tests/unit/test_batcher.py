@@ -362,6 +362,8 @@ async def test_a_model_that_fails_its_warm_up_fails_the_start() -> None:
                        warmup=[7])
     with pytest.raises(ValueError, match="poison 7"):
         await within(b.start())
+    with pytest.raises(BatcherClosedError):
+        await b.submit([1])
     await b.stop()
 
 
