@@ -1,4 +1,4 @@
-"""Three fixes for faust-streaming 0.15.3 that stop a restarted worker from skipping events.
+"""Fixes for faust-streaming 0.15.3: three stop a restarted worker from skipping events, the fourth saves CPU.
 
 The first two were found by `lepton chaos` (sigterm, kill-worker) and the fraud state-restart test, with the
 consumer's fetches, skips, seeks and commits logged; the third by kill-worker and Faust's commit logic read closely:
@@ -25,7 +25,16 @@ consumer's fetches, skips, seeks and commits logged; the third by kill-worker an
    in 400, now and then). `SafeFetchConsumer` commits nothing while a message that a stream has taken and not
    acked lies below the first acked offset.
 
-`LeptonApp` is `faust.App` with all three installed; nothing else differs.
+4. **Every message handed to the streams costs four asyncio tasks.** Faust's fetch loop hands each message over
+   racing it against a flow stop (`wait_first(callback(message), suspend_flow.wait())`: tasks for the hand-over,
+   the flow stop and the consumer's stopped and crashed events, then three cancellations), so that a hand-over
+   blocked on a full stream buffer gives way when a rebalance stops the flow. `SafeFetchConsumer` races each
+   fetch's hand-over instead: the same loop and checks, one race per fetch (hundreds of messages), and the rest
+   of a fetch is dropped when the flow stops, as Faust's `getmany` drops it. Measured with the model replaced by
+   a constant, so that the event loop is what limits: 283-284 µs of event-loop CPU per headline before, 154-161
+   after.
+
+`LeptonApp` is `faust.App` with all four installed; nothing else differs.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from typing import Any, cast
 import faust
 from faust.tables import TableManager
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 from faust.types.tuples import ack_lock
@@ -60,6 +70,59 @@ class SafeFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class SafeFetchConsumer(faust_aiokafka.Consumer):
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Faust's fetch loop (`Consumer._drain_messages`), with the flow-stop race per fetch (fix 4)."""
+        stopped, fetcher_stopped = self._stopped.is_set, cast(Any, fetcher)._stopped.is_set
+        try:
+            while not (stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                messages = self.getmany(timeout=1.0)
+                await self.sleep(0)
+                # The fetch waits outside the race, as in Faust; `getmany` yields the rest without waiting.
+                first = None if self.should_stop else await anext(aiter(messages), None)
+                if first is not None:
+                    await self.wait_first(self._hand_over(first, messages), self.suspend_flow.wait())
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _hand_over(self, first: tuple[TP, Any], rest: Any) -> None:
+        """A fetch's messages to their streams, yielding to the event loop every 100 as Faust does."""
+        await self._hand_over_one(*first)
+        n = 1
+        async for tp, message in rest:
+            n += 1
+            if n % 100 == 0:
+                await asyncio.sleep(0)
+            await self._hand_over_one(tp, message)
+
+    async def _hand_over_one(self, tp: TP, message: Any) -> None:
+        """One message, with the checks of Faust's loop: below the read offset it is dropped (read already), a gap
+        above it is recorded (acked topics), and a commit is due every `commit_every` acks."""
+        offset, last = message.offset, self._read_offset[tp]
+        if last is not None and offset < last:
+            return
+        if last and offset - last > 1 and self.app.topics.acks_enabled_for(message.topic):
+            await self._add_gap(tp, last + 1, offset)
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await asyncio.shield(self.commit())  # a flow stop ends the hand-over, not a commit under way
+        await self.callback(message)
+        self._read_offset[tp] = offset
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return SafeFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

@@ -1,5 +1,5 @@
-"""The restart fixes for faust-streaming: no fetched record is handed to Faust only to be skipped, and no commit
-passes a message still being processed."""
+"""The fixes for faust-streaming: no fetched record is handed to Faust only to be skipped, no commit passes a
+message still being processed, and fetched messages reach the streams as in Faust's loop with one race per fetch."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def test_records_of_a_revoked_partition_are_dropped_without_a_seek() -> None:
     assert records == {} and kafka.seeks == []
 
 
-def test_the_app_uses_the_three_fixes() -> None:
+def test_the_app_uses_the_fixes() -> None:
     app = LeptonApp("fixes-test", broker="kafka://localhost:9092", store="memory://")
     assert isinstance(app.tables.recovery, SeekFirstRecovery)
     assert isinstance(app.consumer, SafeFetchConsumer)
@@ -164,3 +164,73 @@ def test_commits_resume_once_the_held_message_is_acked() -> None:
     consumer._acked[NEWS].append(102)
     consumer._committed_offset[NEWS] = 102
     assert consumer._new_offset(NEWS) == 104
+
+
+class Fetches:
+    """A consumer's fetches, one list of offsets of NEWS per fetch; the consumer stops after the last one."""
+
+    def __init__(self, consumer: Any, fetches: list[list[int]]) -> None:
+        self.consumer, self.fetches = consumer, list(fetches)
+
+    async def getmany(self, timeout: float) -> Any:
+        if not self.fetches:
+            self.consumer._stopped.set()
+            return
+        for offset in self.fetches.pop(0):
+            yield NEWS, SimpleNamespace(topic=NEWS.topic, offset=offset, key=None, value=None)
+
+
+async def drain(drain_messages: Any, fetches: list[list[int]], deliver: Any = None) -> tuple[list[int], list, int]:
+    """Run a fetch loop (ours or Faust's) over `fetches`: the offsets handed to the streams, the gaps recorded, and
+    the asyncio tasks it created."""
+    app = LeptonApp("drain-test", broker="kafka://localhost:9092", store="memory://")
+    consumer, handed, gaps = app.consumer, [], []
+
+    async def callback(message: Any) -> None:
+        handed.append(message.offset)
+        if deliver:
+            await deliver(message)
+
+    async def add_gap(tp: TP, start: int, end: int) -> None:
+        gaps.append((start, end))
+
+    consumer.callback, consumer._add_gap = callback, add_gap
+    real_ensure_future, tasks = asyncio.ensure_future, []
+
+    def ensure_future(*args: Any, **kwargs: Any) -> Any:
+        tasks.append(args[0])
+        return real_ensure_future(*args, **kwargs)
+
+    with patch.object(consumer, "getmany", Fetches(consumer, fetches).getmany), \
+            patch.object(type(app.topics), "acks_enabled_for", lambda self, topic: True), \
+            patch("asyncio.ensure_future", ensure_future):
+        await asyncio.wait_for(drain_messages(consumer, SimpleNamespace(_stopped=asyncio.Event())), 5)
+    return handed, gaps, len(tasks)
+
+
+async def test_fetched_messages_are_handed_over_as_faust_does_with_one_race_per_fetch() -> None:
+    fetches = [[100, 101, 102], [101, 104, 105], list(range(106, 406))]  # 101 again (read already), 103 missing
+    ours = await drain(SafeFetchConsumer._drain_messages, fetches)
+    faust_loop = await drain(Consumer._drain_messages, fetches)
+    assert ours[:2] == faust_loop[:2] == ([100, 101, 102, 104, 105, *range(106, 406)], [(103, 104)])
+    assert faust_loop[2] >= 4 * 305  # four tasks per message handed over
+    assert ours[2] <= 4 * 3  # four per fetch
+
+
+async def test_a_hand_over_blocked_on_a_full_buffer_gives_way_when_the_flow_stops() -> None:
+    async def full_buffer(message: Any) -> None:
+        if message.offset == 2:
+            app_consumer.suspend_flow.set()  # a rebalance stops the flow while the buffer stays full
+            await asyncio.Event().wait()
+
+    app_consumer: Any = None
+    real_drain = SafeFetchConsumer._drain_messages
+
+    async def drain_messages(consumer: Any, fetcher: Any) -> None:
+        nonlocal app_consumer
+        app_consumer = consumer
+        await real_drain(consumer, fetcher)
+
+    handed, _, _ = await drain(drain_messages, [[1, 2, 3, 4]], deliver=full_buffer)
+    assert handed == [1, 2]  # the rest of the fetch is dropped, as Faust's getmany drops it when the flow stops
+    assert app_consumer._read_offset[NEWS] == 1
