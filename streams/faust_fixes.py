@@ -185,7 +185,7 @@ class SeekFirstTableManager(TableManager):
 
 
 class LeptonApp(faust.App):
-    """`faust.App` with the three fixes installed."""
+    """`faust.App` with the four fixes installed."""
 
     def __init__(self, *args: Any, **options: Any) -> None:
         super().__init__(*args, TableManager=SeekFirstTableManager, **options)
