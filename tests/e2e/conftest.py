@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import local_stack  # noqa: F401  (fail fast when the stack is down)
+from tests.integration.conftest import local_stack, unique  # noqa: F401  (fail fast when the stack is down; clean up)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
