@@ -31,7 +31,7 @@ consumer's fetches, skips, seeks and commits logged; the third by kill-worker an
    blocked on a full stream buffer gives way when a rebalance stops the flow. `SafeFetchConsumer` races each
    fetch's hand-over instead: the same loop and checks, one race per fetch (hundreds of messages), and the rest
    of a fetch is dropped when the flow stops, as Faust's `getmany` drops it. Measured with the model replaced by
-   a constant, so that the event loop is what limits: 283-284 µs of event-loop CPU per headline before, 154-161
+   a constant, so that the event loop is what limits: 283-284 µs of event-loop CPU per headline before, 179-190
    after.
 
 `LeptonApp` is `faust.App` with all four installed; nothing else differs.
