@@ -217,9 +217,9 @@ class BatchingSettings(Section):
     model_threads: int = Field(
         2, ge=1, le=16, description="batches each model runs at once, each in its own thread; on the CPU they "
         "share the cores equally (see models/batcher.py)")
-    take_max: int = Field(64, ge=1)
+    take_max: int = Field(128, ge=1)
     sentiment_batches_in_flight: int = Field(
-        3, ge=1, le=8, description="micro-batches the sentiment agent works on at once, so the model threads always "
+        4, ge=1, le=8, description="micro-batches the sentiment agent works on at once, so the model threads always "
         "have the next one queued while the last is indexed (offsets are committed only up to the oldest unfinished "
         "one)")
     take_within_s: float = Field(0.2, gt=0)
