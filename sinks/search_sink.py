@@ -40,7 +40,7 @@ class SearchSink:
 
     async def start(self) -> None:
         """Install the index templates (idempotent), retrying while the engine is unreachable."""
-        for name, body in templates(self.settings.index_prefix).items():
+        for name, body in templates(self.settings.index_prefix, self.settings.refresh_interval_s).items():
             await self._with_retries(lambda n=name, b=body: self.client.put_index_template(n, b), "template")
 
     def add(self, docs: list[Doc]) -> None:

@@ -75,14 +75,17 @@ def monthly_index(prefix: str, kind: str, when: datetime) -> str:
 UNDATED = {"recommendations"}  # one document per user, upserted: a single index, not one per month
 
 
-def templates(prefix: str) -> dict[str, dict[str, Any]]:
-    """Template name -> body, for `<prefix>-<kind>-*` (monthly) or `<prefix>-<kind>` (undated)."""
+def templates(prefix: str, refresh_interval_s: float) -> dict[str, dict[str, Any]]:
+    """Template name -> body, for `<prefix>-<kind>-*` (monthly) or `<prefix>-<kind>` (undated); new documents in
+    their indices become searchable within `refresh_interval_s` (settings.search.refresh_interval_s)."""
+    refresh = f"{round(refresh_interval_s * 1000)}ms"
+    settings = {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": refresh}
     return {
         f"{prefix}-{kind}": {
             "index_patterns": [f"{prefix}-{kind}" if kind in UNDATED else f"{prefix}-{kind}-*"],
             "priority": 100,
             "template": {
-                "settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "1s"},
+                "settings": settings,
                 "mappings": {"dynamic": True, "properties": properties},
             },
         }

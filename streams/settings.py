@@ -144,6 +144,10 @@ class SearchSettings(Section):
     request_timeout_s: float = Field(30.0, gt=0)
     index_prefix: str = Field("lepton", pattern=r"^[a-z0-9][a-z0-9_\-]*$")
     bulk_max_docs: int = Field(500, ge=1, description="documents per bulk request")
+    refresh_interval_s: float = Field(
+        5.0, gt=0, description="new documents become searchable within this time (the index templates' "
+        "refresh_interval; applies to indices created afterwards); each refresh writes a segment, so a shorter one "
+        "costs the search engine more CPU per document")
     retry_initial_s: float = Field(0.5, gt=0, description="first back-off after a 429/5xx or outage")
     retry_max_s: float = Field(30.0, gt=0, description="longest back-off between retries")
 

@@ -10,6 +10,7 @@ import urllib.request
 import pytest
 
 from sinks.search import Doc, connect
+from sinks.templates import templates
 from streams.settings import Settings
 
 
@@ -52,6 +53,21 @@ def test_create_index_applies_its_template_and_leaves_an_existing_index_alone(se
         assert [(e.doc_id, e.status) for e in refused] == [("b", 400)]
         with pytest.raises(Exception, match="invalid_index_name_exception"):  # other refusals are not swallowed
             client.create_index(f"{prefix}-News")
+    finally:
+        client.delete_prefix(prefix)
+        client.close()
+
+
+def test_the_projects_templates_set_the_configured_refresh_interval(settings: Settings, unique: str) -> None:
+    client = connect(settings.search)
+    prefix = f"it-refresh-{unique}"
+    try:
+        for name, body in templates(prefix, refresh_interval_s=2.5).items():
+            client.put_index_template(name, body)
+        client.create_index(f"{prefix}-news-2026.11")
+        with urllib.request.urlopen(f"{settings.search.url}/{prefix}-news-2026.11/_settings", timeout=10) as answer:
+            index = json.load(answer)[f"{prefix}-news-2026.11"]["settings"]["index"]
+        assert (index["refresh_interval"], index["number_of_replicas"]) == ("2500ms", "0")
     finally:
         client.delete_prefix(prefix)
         client.close()

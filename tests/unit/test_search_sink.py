@@ -19,7 +19,7 @@ class FakeClient:
         self.script = script
         self.calls: list[list[str]] = []
         self.stored: dict[str, dict] = {}
-        self.templates: list[str] = []
+        self.templates: dict[str, dict] = {}
 
     def bulk_index(self, docs: list[Doc]) -> BulkResult:
         self.calls.append([d.id for d in docs])
@@ -33,7 +33,7 @@ class FakeClient:
         return BulkResult(len(docs) - len(errors), errors)
 
     def put_index_template(self, name: str, body: dict) -> None:
-        self.templates.append(name)
+        self.templates[name] = body
 
     def close(self) -> None:
         pass
@@ -104,10 +104,11 @@ def test_add_refuses_beyond_the_bound() -> None:
         sink.add(docs(1))
 
 
-async def test_start_installs_templates() -> None:
+async def test_start_installs_templates_with_the_configured_refresh_interval() -> None:
     client = FakeClient([])
-    await SearchSink(client, SearchSettings(index_prefix="t1"), sleep=no_sleep).start()
+    await SearchSink(client, SearchSettings(index_prefix="t1", refresh_interval_s=2.5), sleep=no_sleep).start()
     assert "t1-news" in client.templates and "t1-alerts" in client.templates
+    assert {body["template"]["settings"]["refresh_interval"] for body in client.templates.values()} == {"2500ms"}
 
 
 async def test_every_answered_bulk_sets_the_last_write_time() -> None:
