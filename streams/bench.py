@@ -16,7 +16,8 @@ a long while (measured here: the search engine spent 4.25 ms of CPU per document
 long-running deployment runs on warm JVMs, as its model threads are warm (they score warm-up batches before the
 worker is ready); this measures that. Ratios against the baseline measured in the same run are what to compare
 across machines.
-`--rounds N` repeats all three and reports the round with the median pipeline_vs_raw, listing every round's ratios.
+`--rounds N` (3 unless told) repeats all three and reports the round with the median pipeline_vs_raw, listing every
+round's ratios: one round's ratio moves by several hundredths with the machine's speed.
 
 With the local stack, each round also reports how the host's cores were shared while (b) ran (Linux /proc, in cores
 over the measured time): the worker (model threads and event loop), the search engine, the broker, everything else
@@ -199,7 +200,9 @@ def median_round(rounds: list[Round]) -> Round:
 
 def bench_sentiment(
     count: int = typer.Option(2000, min=100, help="Headlines per measurement."),
-    rounds: int = typer.Option(1, min=1, max=9, help="Rounds of (a), (b), (a) again and (c)."),
+    rounds: int = typer.Option(
+        3, min=1, max=9, help="Rounds of (a), (b), (a) again and (c); the round with the median pipeline_vs_raw is "
+        "reported."),
     warmup: int = typer.Option(
         40000, min=0, help="At most this many headlines through the pipeline before measuring, in chunks of 8,000 "
         "until the search engine's and broker's CPU per headline settles, to warm their JVMs (0: none)."),

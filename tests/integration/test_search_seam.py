@@ -1,5 +1,6 @@
-"""Search seam: 1,000 documents bulk-indexed are counted; indexing the same 1,000 again keeps the count; a run's
-indices and templates are deleted by prefix."""
+"""Search seam: 1,000 documents bulk-indexed are counted; indexing the same 1,000 again keeps the count; the
+project's index templates reach the engine with the configured refresh interval; a run's indices and templates are
+deleted by prefix."""
 
 from __future__ import annotations
 
