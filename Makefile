@@ -23,5 +23,6 @@ status:
 	$(LEPTON) status
 lint:
 	.venv/bin/ruff check streams models sinks infra tests
+	.venv/bin/lint-imports
 unit:
 	.venv/bin/pytest tests/unit -q

@@ -18,6 +18,9 @@ Given `warmup` inputs, `start` runs them twice in every model thread before it r
 start should not wait for what only the first calls cost (a TorchScript model optimises its graph on its second
 call: a batch of 32 headlines on one core took 190 ms, then 152 ms, then 100-120 ms here).
 
+The batcher reports each device batch (size, the oldest input's queue wait, inference time) to an `observe` callback
+given by its owner (the worker passes Prometheus histograms), so this compute layer imports no sink.
+
 The batcher is model-agnostic. Models pick their device with `resolve_device`, and on CUDA run in half
 precision (`inference_dtype`) with inputs copied from pinned memory (`to_device`). The model function
 runs in the batcher's thread, so it enters `torch.inference_mode()` itself (grad mode is thread-local).
@@ -37,13 +40,18 @@ from typing import Any, Generic, TypeVar
 
 import torch
 
-from sinks.metrics import BATCH_INFERENCE_SECONDS, BATCH_QUEUE_WAIT_SECONDS, BATCH_SIZE
-from streams.errors import BatcherClosedError, BatchResultError, ConfigurationError
-from streams.settings import BatchingSettings, get_settings
+from streams.core.errors import BatcherClosedError, BatchResultError, ConfigurationError
+from streams.core.settings import BatchingSettings, get_settings
 
 WARMUP_RUNS = 2
 T = TypeVar("T")
 R = TypeVar("R")
+# (batch size, queue wait of its oldest input in s, inference time in s), called in the model thread per device batch
+BatchObserver = Callable[[int, float, float], None]
+
+
+def _ignore(size: int, queue_wait_s: float, inference_s: float) -> None:
+    """The default observer: nothing is reported."""
 
 
 def resolve_device(setting: str) -> torch.device:
@@ -115,6 +123,7 @@ class DynamicBatcher(Generic[T, R]):
         max_queue: int | None = None,
         threads: int = 1,
         warmup: Sequence[T] = (),
+        observe: BatchObserver = _ignore,
     ) -> None:
         if max_batch_size < 1 or max_wait_ms < 0 or threads < 1 or (max_queue is not None and max_queue < 1):
             raise ConfigurationError(f"batcher {name}: need max_batch_size, threads, max_queue >= 1, max_wait_ms >= 0")
@@ -129,18 +138,17 @@ class DynamicBatcher(Generic[T, R]):
         self._space = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._workers: list[threading.Thread] = []
-        metrics = (BATCH_SIZE, BATCH_QUEUE_WAIT_SECONDS, BATCH_INFERENCE_SECONDS)
-        self._size, self._wait, self._inference = (m.labels(name) for m in metrics)
+        self._observe = observe
 
     @classmethod
     def from_settings(
         cls, fn: Callable[[list[T]], Sequence[R]], *, name: str, batching: BatchingSettings | None = None,
-        warmup: Sequence[T] = (),
+        warmup: Sequence[T] = (), observe: BatchObserver = _ignore,
     ) -> DynamicBatcher[T, R]:
         """A batcher with the limits of the `batching` settings section."""
         b = batching or get_settings().batching
         return cls(fn, name=name, max_batch_size=b.max_batch_size, max_wait_ms=b.max_wait_ms, threads=b.model_threads,
-                   warmup=warmup)
+                   warmup=warmup, observe=observe)
 
     @property
     def pending(self) -> int:
@@ -262,11 +270,10 @@ class DynamicBatcher(Generic[T, R]):
         """Run one device batch and post each caller its results, or the failure to every caller in it."""
         inputs = [item for s in batch for item in s.items]
         try:
-            self._size.observe(len(inputs))
-            self._wait.observe(time.monotonic() - min(s.enqueued for s in batch))
+            waited = time.monotonic() - min(s.enqueued for s in batch)
             began = time.perf_counter()
             outputs = list(self._fn(inputs))
-            self._inference.observe(time.perf_counter() - began)
+            self._observe(len(inputs), waited, time.perf_counter() - began)
             if len(outputs) != len(inputs):
                 raise BatchResultError(
                     f"model {self.name} returned {len(outputs)} results for a batch of {len(inputs)} inputs"

@@ -16,7 +16,7 @@ from tokenizers import Tokenizer
 from torch import nn
 
 from models.batcher import inference_dtype, resolve_device, to_device
-from streams.errors import ConfigurationError
+from streams.core.errors import ConfigurationError
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MAX_LENGTH = 64
@@ -134,7 +134,7 @@ def _load(device: str) -> Encoder:
 def get_encoder(device: str | None = None) -> Encoder:
     """The process-wide shared encoder on `device` (a setting: auto|cpu|cuda; None reads the settings)."""
     if device is None:
-        from streams.settings import get_settings
+        from streams.core.settings import get_settings
 
         device = get_settings().models.device
     return _load(str(resolve_device(device)))

@@ -24,7 +24,7 @@ from torch import nn
 
 from models.fraud_features import FEATURE_NAMES, INDEX
 from models.fraud_reasons import reasons_for
-from streams.errors import ModelArtifactError
+from streams.core.errors import ModelArtifactError
 
 MODEL_NAME = "fraud-mlp"
 WEIGHTS_FILE = "weights.safetensors"
@@ -121,7 +121,7 @@ def decide(probability: float, review_threshold: float, block_threshold: float) 
 
 def default_artifact_dir() -> Path:
     """models/artifacts/fraud under the configured models dir."""
-    from streams.settings import get_settings
+    from streams.core.settings import get_settings
 
     return get_settings().models.dir / "fraud"
 
@@ -157,7 +157,7 @@ class FraudModel:
         from safetensors.torch import load_file
 
         from models.batcher import resolve_device
-        from streams.settings import get_settings
+        from streams.core.settings import get_settings
 
         folder = path or default_artifact_dir()
         try:

@@ -1,8 +1,7 @@
-"""Labelled transaction streams for fraud training and evaluation: the generator, or a risk team's own files.
+"""Labelled transaction streams for fraud training and evaluation: a risk team's own files, or streams with truth.
 
-Generator source: a seed expands into `SEGMENTS`, independent generator runs with different traffic densities
-(events per card per hour) and start times of day, so the model sees sparse and busy cards at every hour.
-Labels come from the generator's truth.
+Streams with truth (`from_segments`) are what the generator gives (streams/tools/generated_data.py): independent
+runs, each replayed with card states of its own, labels from the generator's truth.
 
 File source (`--data FILE.jsonl --labels FILE.csv`): one transaction per line in our schema (the
 `transactions` topic contract, infra/schemas/transaction.json: `card_number` or `card_token`), validated
@@ -15,22 +14,16 @@ label still update their card's state but are left out of training and metrics.
 from __future__ import annotations
 
 import csv
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
 from models.fraud_features import FEATURE_NAMES, CardState, update
-from streams.errors import LeptonError
-from streams.events import Transaction
+from streams.core.errors import LeptonError
+from streams.core.events import Transaction
 
-# (simulated events per second, cards, share of the requested count)
-SEGMENTS: list[tuple[float, int, float]] = [(50.0, 2000, 0.4), (2.0, 1000, 0.3), (0.2, 300, 0.3)]
-GENERATOR_EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
-GENERATOR_KEY = b"lepton-fraud-training-key-not-secret"  # tokens only need to be stable within a run
 TRUE_WORDS = {"1", "true", "yes", "y", "t"}
 FALSE_WORDS = {"0", "false", "no", "n", "f"}
 
@@ -70,49 +63,33 @@ class LabelledData:
         return np.concatenate(head), np.concatenate(tail)
 
 
-def _segment_stream(seed: int, index: int, count: int, fraud_rate: float) -> Iterator[tuple[Transaction, dict]]:
-    """`count` validated transactions and their truth from one generator run."""
-    from streams.generators import TransactionGenerator
-
-    rate, cards, _ = SEGMENTS[index]
-    rng = random.Random(seed * 1000 + index)
-    start = GENERATOR_EPOCH + timedelta(days=7 * index, hours=rng.uniform(0, 24))
-    gen = TransactionGenerator(
-        seed=seed * 1000 + index, start=start, rate_per_s=rate, fraud_rate=fraud_rate, n_cards=cards
-    )
-    for i, item in enumerate(gen):
-        if i >= count:
-            return
-        txn = Transaction.model_validate(item.record, context={"pii_key": GENERATOR_KEY})
-        yield txn, item.truth or {}
-
-
-def from_generator(seed: int, count: int, fraud_rate: float = 0.02, advance: Advance | None = None) -> LabelledData:
-    """`count` generated transactions (split over SEGMENTS) replayed through the per-card feature code."""
+def from_segments(segments: Iterable[Iterable[tuple[Transaction, dict]]], source: str,
+                  advance: Advance | None = None) -> LabelledData:
+    """Labelled rows from independent streams of (transaction, truth) pairs, each replayed through the per-card
+    feature code with a state of its own; truth says `is_fraud` and `scenario` (a generator's ground truth)."""
     rows: list[np.ndarray] = []
     labels: list[int] = []
     scenarios: list[str] = []
-    segments: list[int] = []
-    sizes = [int(count * share) for _, _, share in SEGMENTS]
-    sizes[0] += count - sum(sizes)
-    for index, size in enumerate(sizes):
+    segment_of: list[int] = []
+    for index, stream in enumerate(segments):
         states: dict[str, CardState] = {}
-        for n, (txn, truth) in enumerate(_segment_stream(seed, index, size, fraud_rate), 1):
+        n = 0
+        for n, (txn, truth) in enumerate(stream, 1):
             states[txn.card_token], row = update(states.get(txn.card_token), txn)
             rows.append(row)
             labels.append(int(bool(truth.get("is_fraud"))))
             scenarios.append(truth.get("scenario") or "legit")
-            segments.append(index)
+            segment_of.append(index)
             if advance and n % 1000 == 0:
                 advance(1000)
         if advance:
-            advance(size % 1000)
+            advance(n % 1000)
     return LabelledData(
         X=np.vstack(rows) if rows else np.zeros((0, len(FEATURE_NAMES))),
         y=np.asarray(labels, dtype=np.int64),
         scenario=scenarios,
-        segment=np.asarray(segments, dtype=np.int64),
-        source=f"generator seed={seed} count={count} fraud_rate={fraud_rate}",
+        segment=np.asarray(segment_of, dtype=np.int64),
+        source=source,
     )
 
 
@@ -135,8 +112,8 @@ def read_labels(path: Path) -> dict[str, int]:
 
 def read_transactions(path: Path) -> tuple[list[Transaction], int]:
     """Valid transactions of a JSONL file sorted by event time (stable), and the number of invalid lines."""
-    from streams.decoding import Decoder
-    from streams.settings import get_settings
+    from streams.core.decoding import Decoder
+    from streams.core.settings import get_settings
 
     decoder = Decoder(get_settings())
     events: list[Transaction] = []

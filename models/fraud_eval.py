@@ -19,7 +19,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 from models.fraud import FraudModel
 from models.fraud_data import LabelledData
 from models.fraud_features import INDEX
-from streams.errors import ModelArtifactError
+from streams.core.errors import ModelArtifactError
 
 BASELINE_FILE = "baseline_lr.json"
 METHODS = ("model", "logistic_regression", "amount_rule")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.events import Transaction
+from streams.core.events import Transaction
 
 HOUR_S = 3600.0
 DAY_S = 24 * HOUR_S

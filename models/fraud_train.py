@@ -24,7 +24,7 @@ from models.fraud import COLUMNS, MODEL_NAME, WEIGHTS_FILE, FraudModel, FraudNet
 from models.fraud_data import LabelledData
 from models.fraud_eval import LogisticBaseline, amount_rule_scores, metrics
 from models.fraud_features import FEATURE_NAMES
-from streams.errors import LeptonError
+from streams.core.errors import LeptonError
 
 Progress = Callable[[str, int | None], Callable[[int], None]]
 

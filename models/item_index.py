@@ -13,7 +13,7 @@ from typing import Protocol
 import torch
 
 from models.batcher import inference_dtype, to_device
-from streams.events import CatalogItem
+from streams.core.events import CatalogItem
 
 EMBEDDING_DIM = 384
 

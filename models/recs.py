@@ -21,8 +21,8 @@ import torch
 
 from models.batcher import to_device
 from models.item_index import ItemIndex
-from streams.events import ClickEvent, Recommendation, RecommendationDoc
-from streams.settings import RecsSettings, get_settings
+from streams.core.events import ClickEvent, Recommendation, RecommendationDoc
+from streams.core.settings import RecsSettings, get_settings
 
 MODEL_NAME = "recs-minilm-interest"
 MODEL_VERSION = "1"

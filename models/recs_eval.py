@@ -11,24 +11,20 @@ All three methods exclude the same recently seen and purchased items.
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import torch
 
 from models.item_index import ItemIndex, TextEncoder, embed_items
 from models.recs import Popularity, UserState, recommend, update
-from streams.events import CatalogItem, ClickEvent
-from streams.generators.shop import ClickGenerator, build_catalog
-from streams.settings import RecsSettings
+from streams.core.events import CatalogItem, ClickEvent
+from streams.core.settings import RecsSettings
 
 Progress = Callable[[str, int | None], Callable[[int], None]]
-START = datetime(2024, 1, 1, tzinfo=UTC)  # fixed, so a seed means the same events on any day
 METHODS = ("model", "popularity", "cooccurrence")
 
 
@@ -104,22 +100,6 @@ class Sample:
 
     click: ClickEvent
     next_item_id: str | None
-
-
-def generate(config: EvalConfig) -> tuple[list[CatalogItem], list[Sample]]:
-    """The catalog and the click stream of `config.seed`, validated through the event models."""
-    catalog = [
-        CatalogItem(item_id=i.item_id, title=i.title, description=i.description, category=i.category, price=i.price)
-        for i in build_catalog(config.seed, config.n_items)
-    ]
-    generator = ClickGenerator(
-        seed=config.seed, start=START, rate_per_s=config.rate_per_s, n_users=config.n_users, n_items=config.n_items
-    )
-    samples = [
-        Sample(ClickEvent.model_validate(record), (truth or {}).get("next_item_id"))
-        for record, truth in itertools.islice(generator, config.n_events)
-    ]
-    return catalog, samples
 
 
 def build_index(
@@ -203,14 +183,14 @@ def unreachable_share(samples: list[Sample], settings: RecsSettings) -> float:
 
 def evaluate(
     config: EvalConfig,
+    catalog: list[CatalogItem],
+    samples: list[Sample],
     encoder: TextEncoder,
     device: torch.device,
     settings: RecsSettings,
     progress: Progress = _no_progress,
 ) -> EvalReport:
-    """Generate, embed, replay and score: the whole `lepton eval recs` run."""
-    began = time.perf_counter()
-    catalog, samples = generate(config)
+    """Embed, replay and score: the whole `lepton eval recs` run."""
     generated = time.perf_counter()
     index = build_index(catalog, encoder, device, config.embed_batch, progress)
     embedded = time.perf_counter()
@@ -228,7 +208,6 @@ def evaluate(
         users=len({sample.click.user_id for sample in samples}),
         unreachable=round(unreachable_share(samples, settings), 4),
         timings={
-            "generate_s": round(generated - began, 2),
             "embed_s": round(embedded - generated, 2),
             "replay_s": round(replayed - embedded, 2),
         },

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from models.encoder import Batch, Encoder, additive_mask, get_encoder, mean_pool, run_layers
-from streams.errors import ConfigurationError, ModelArtifactError
+from streams.core.errors import ConfigurationError, ModelArtifactError
 
 # Logit order is the dataset's label ids: 0 bearish, 1 bullish, 2 neutral.
 LABELS: tuple[str, str, str] = ("bearish", "bullish", "neutral")
@@ -36,7 +36,7 @@ WARMUP_TEXT = "Shares of a mid-cap lender slide after it cuts its full-year outl
 
 def default_artifact_dir() -> Path:
     """models/artifacts/sentiment under the configured models dir."""
-    from streams.settings import get_settings
+    from streams.core.settings import get_settings
 
     return get_settings().models.dir / "sentiment"
 

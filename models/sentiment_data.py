@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streams.errors import ConfigurationError
+from streams.core.errors import ConfigurationError
 
 TEXT_FIELDS = ("text", "headline", "title")
 

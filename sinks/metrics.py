@@ -1,11 +1,13 @@
 """Every Prometheus metric of lepton-streams, in one place, on the default prometheus_client registry.
 
 Labels stay bounded: `model` is a model name, `stream` a topic name, `error_type` an exception class name,
-`status` an HTTP status, `type`/`severity` the alert kind. Durations are in seconds (GUIDE.md).
+`status` an HTTP status, `type`/`severity` the alert kind. Durations are in seconds.
 Workers expose them with `serve_metrics`; tests read them with `REGISTRY.get_sample_value`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 
@@ -29,6 +31,7 @@ __all__ = [
     "SINK_BULK_SECONDS",
     "SINK_ITEM_FAILURES",
     "SINK_LAST_WRITE",
+    "batch_observer",
     "serve_metrics",
 ]
 
@@ -59,6 +62,20 @@ BATCH_INFERENCE_SECONDS = Histogram(
     ["model"],
     buckets=INFERENCE_BUCKETS,
 )
+
+
+def batch_observer(model: str) -> Callable[[int, float, float], None]:
+    """The dynamic batcher's `observe` callback for `model`: batch size, queue wait and inference time histograms."""
+    size, wait, inference = (h.labels(model) for h in (BATCH_SIZE, BATCH_QUEUE_WAIT_SECONDS, BATCH_INFERENCE_SECONDS))
+
+    def observe(batch_size: int, queue_wait_s: float, inference_s: float) -> None:
+        size.observe(batch_size)
+        wait.observe(queue_wait_s)
+        inference.observe(inference_s)
+
+    return observe
+
+
 EVENTS_CONSUMED = Counter("lepton_events_consumed_total", "Events read from an input topic.", ["stream"])
 EVENTS_SCORED = Counter("lepton_events_scored_total", "Events scored by a model.", ["stream"])
 EVENTS_DEADLETTERED = Counter(
@@ -90,7 +107,7 @@ MODEL_SCORES = Histogram(
     buckets=tuple(round(-1 + i / 10, 1) for i in range(21)),
 )
 ALERTS = Counter("lepton_alerts_total", "Alerts published, by alert type and severity.", ["type", "severity"])
-# Consumer health, refreshed every few seconds by the worker's health timer (streams/health.py).
+# Consumer health, refreshed every few seconds by the worker's health timer (streams/worker/health.py).
 CONSUMER_LAG_OFFSETS = Gauge(
     "lepton_consumer_lag_offsets",
     "Messages behind: the partition's high watermark minus this worker's committed (or consumed) position.",

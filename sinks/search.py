@@ -13,8 +13,8 @@ from typing import Any, Literal, Protocol
 
 import requests
 
-from streams.errors import SearchError
-from streams.settings import SearchSettings
+from streams.core.errors import SearchError
+from streams.core.settings import SearchSettings
 
 Distribution = Literal["elasticsearch", "opensearch"]
 

@@ -8,7 +8,7 @@ from typing import Any
 from elasticsearch import BadRequestError, Elasticsearch, NotFoundError
 
 from sinks.search import ALREADY_EXISTS, BULK_FILTER_PATH, BulkResult, Doc, bulk_body, bulk_result
-from streams.settings import SearchSettings
+from streams.core.settings import SearchSettings
 
 
 class ElasticsearchClient:

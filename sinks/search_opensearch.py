@@ -8,7 +8,7 @@ from typing import Any
 from opensearchpy import NotFoundError, OpenSearch, RequestError
 
 from sinks.search import ALREADY_EXISTS, BULK_FILTER_PATH, BulkResult, Doc, bulk_body, bulk_result
-from streams.settings import SearchSettings
+from streams.core.settings import SearchSettings
 
 POOL_SIZE = 10  # connections kept open: as many as elasticsearch-py keeps per node by default
 

@@ -16,11 +16,13 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
 from sinks import metrics
 from sinks.search import BulkItemError, Doc, SearchClient
 from sinks.templates import templates
-from streams.errors import SinkBackpressure
-from streams.settings import SearchSettings
+from streams.core.errors import SinkBackpressure
+from streams.core.settings import SearchSettings
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -67,6 +69,7 @@ class SearchSink:
         self.client.close()
 
     async def _write(self, docs: list[Doc]) -> list[BulkItemError]:
+        # A loop of its own, not tenacity: each round resends only the items refused with 429/5xx in the last one.
         by_key = {(doc.index, doc.id): doc for doc in docs}
         remaining, attempt = list(by_key.values()), 0
         permanent: list[BulkItemError] = []
@@ -87,23 +90,20 @@ class SearchSink:
         return permanent
 
     async def _with_retries(self, call: Callable[[], R], what: str) -> R:
-        """Run a blocking client call in a thread until it succeeds (outages are waited out)."""
-        attempt = 0
-        while True:
-            try:
-                result = await asyncio.to_thread(call)
-            except Exception as error:  # connection errors, 429/5xx on the whole request
-                if self._closing or not _transient(error):
-                    raise
-                attempt += 1
-                metrics.SINK_BACKPRESSURE.set(1)
-                delay = self._backoff(attempt)
-                log.warning("search sink: %s failed (%s: %s); retrying in %.1f s (attempt %d)",
-                            what, type(error).__name__, str(error)[:200], delay, attempt)
-                await self._sleep(delay)
-                continue
-            metrics.SINK_BACKPRESSURE.set(0)
-            return result
+        """Run a blocking client call in a thread until it succeeds (outages are waited out, unless closing)."""
+
+        def log_retry(state: RetryCallState) -> None:
+            metrics.SINK_BACKPRESSURE.set(1)
+            error = state.outcome.exception() if state.outcome else None
+            log.warning("search sink: %s failed (%s: %s); retrying in %.1f s (attempt %d)", what,
+                        type(error).__name__, str(error)[:200], state.upcoming_sleep, state.attempt_number)
+
+        retrying = AsyncRetrying(retry=retry_if_exception(lambda error: not self._closing and _transient(error)),
+                                 wait=lambda state: self._backoff(state.attempt_number), sleep=self._sleep,
+                                 before_sleep=log_retry, reraise=True)
+        result = await retrying(asyncio.to_thread, call)
+        metrics.SINK_BACKPRESSURE.set(0)
+        return result
 
     def _backoff(self, attempt: int) -> float:
         """Exponential back-off with full jitter, capped."""

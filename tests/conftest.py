@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from streams.settings import Settings, get_settings
+from streams.core.settings import Settings, get_settings
 
 
 @pytest.fixture(scope="session")

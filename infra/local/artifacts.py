@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
-from streams.errors import ConfigurationError, DownloadError
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_incrementing
+
+from streams.core.errors import ConfigurationError, DownloadError
 
 POM = Path(__file__).resolve().parent / "pom.xml"
 
@@ -53,17 +54,22 @@ def resolve(profile: str, lib_dir: Path, attempts: int, log: Path) -> Path:
         f"-DoutputDirectory={lib_dir}", "-DincludeScope=runtime", "-Dmdep.overWriteIfNewer=true",
     ]
     log.parent.mkdir(parents=True, exist_ok=True)
-    output = ""
-    for attempt in range(1, attempts + 1):
+    outputs: list[str] = []
+
+    def run_maven() -> subprocess.CompletedProcess[str]:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
-        output = result.stdout + result.stderr
+        outputs.append(result.stdout + result.stderr)
         with log.open("a") as handle:
-            handle.write(f"--- mvn attempt {attempt}: {' '.join(command)}\n{output}\n")
-        if result.returncode == 0:
-            marker.write_text(POM.read_text())
-            return lib_dir
-        if attempt < attempts:
-            time.sleep(5 * attempt)
+            handle.write(f"--- mvn attempt {len(outputs)}: {' '.join(command)}\n{outputs[-1]}\n")
+        return result
+
+    retrying = Retrying(stop=stop_after_attempt(attempts), wait=wait_incrementing(start=5, increment=5),
+                        retry=retry_if_result(lambda result: result.returncode != 0),
+                        retry_error_callback=lambda _: None)  # the last failure is described below
+    if retrying(run_maven) is not None:
+        marker.write_text(POM.read_text())
+        return lib_dir
+    output = outputs[-1]
     errors = [line for line in output.splitlines() if "ERROR" in line][:5] or output.splitlines()[-5:]
     raise DownloadError(
         f"Maven could not resolve the '{profile}' artifacts after {attempts} attempts "

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.errors import PortBusyError
+import psutil
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # the unit of /proc CPU times
+from streams.core.errors import PortBusyError
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -52,12 +52,7 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            self.pid_file.unlink(missing_ok=True)
-            return None
-        if _is_zombie(pid):
+        if not _alive(pid):
             self.pid_file.unlink(missing_ok=True)
             return None
         return pid
@@ -87,74 +82,67 @@ class ManagedProcess:
         return proc.pid
 
     def stop(self, timeout_s: float = 60.0) -> bool:
-        """SIGTERM, wait, then SIGKILL; True when a process was stopped."""
+        """SIGTERM to the process group, wait, then SIGKILL; True when a process was stopped."""
         pid = self.pid()
         if pid is None:
             return False
-        _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.2)
-        if _alive(pid):
-            _signal_group(pid, signal.SIGKILL)
-            while _alive(pid):
-                time.sleep(0.1)
+        stop_group(pid, timeout_s)
         self.pid_file.unlink(missing_ok=True)
         return True
 
     def rss_mb(self) -> float | None:
-        """Resident memory of the process in MiB (Linux /proc), or None when not running."""
+        """Resident memory of the process in MiB, or None when not running."""
         pid = self.pid()
-        if pid is None:
-            return None
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        except FileNotFoundError:
+            return psutil.Process(pid).memory_info().rss / 2**20 if pid is not None else None
+        except psutil.NoSuchProcess:
             return None
-        return None
+
+
+def stop_group(pid: int, timeout_s: float) -> None:
+    """SIGTERM the process group led by `pid` (a session of its own), then SIGKILL what is left after the timeout."""
+    try:
+        leader = psutil.Process(pid)
+        group = [leader, *leader.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:  # not a group leader after all: signal the processes themselves
+            for process in group:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.send_signal(sig)
+        _, alive = psutil.wait_procs(group, timeout=timeout_s if sig == signal.SIGTERM else None)
+        if not alive:
+            return
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """CPU time (user + system) a process has used so far, from Linux /proc; None when it is gone."""
+    """CPU time (user + system) a process has used so far; None when it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+        times = psutil.Process(pid).cpu_times()
+    except psutil.NoSuchProcess:
         return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return times.user + times.system
 
 
 def host_busy_seconds() -> float:
-    """CPU time all cores of the host have spent outside idle and I/O wait so far, from Linux /proc/stat."""
-    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLOCK_TICKS
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        os.kill(pid, sig)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, IndexError):
-        return False
-    return fields[0] == "Z"
+    """CPU time all cores of the host have spent outside idle and I/O wait so far."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "guest", 0.0) - getattr(
+        times, "guest_nice", 0.0)
 
 
 def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not: it is reaped if it is our child)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            return True
+    except psutil.NoSuchProcess:
         return False
-    if _is_zombie(pid):
-        with contextlib.suppress(ChildProcessError):  # reap it if it is our child
-            os.waitpid(pid, os.WNOHANG)
-        return False
-    return True
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    return False

@@ -16,8 +16,8 @@ from pathlib import Path
 from infra.local import artifacts
 from infra.local.process import ManagedProcess, tail
 from infra.local.services import HERE, Kafka
-from streams.errors import ServiceError
-from streams.settings import KafkaSettings, LocalStackSettings
+from streams.core.errors import ServiceError
+from streams.core.settings import KafkaSettings, LocalStackSettings
 
 INTER_BROKER_USER = "broker"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from infra.local import artifacts
 from infra.local.process import ManagedProcess
-from streams.settings import LocalStackSettings
+from streams.core.settings import LocalStackSettings
 
 HERE = Path(__file__).resolve().parent
 RULES_DIR = HERE.parent / "prometheus" / "rules"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from infra.local.process import port_open, tail
 from infra.local.services import Kafka, Prometheus, Search, Service, process_of
-from streams.errors import LeptonError, ServiceError
-from streams.settings import Settings
+from streams.core.errors import LeptonError, ServiceError
+from streams.core.settings import Settings
 
 SERVICE_NAMES = ("kafka", "search", "prometheus")
 

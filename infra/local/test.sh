@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every test tier against a real local stack: lint, unit, integration, e2e.
+# Run every test tier against a real local stack: lint, import contracts (the layers), unit, integration, e2e.
 # Starts the stack, stops it on exit, and prints the service logs when anything fails.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,6 +22,7 @@ trap on_exit EXIT
 
 set -e
 .venv/bin/ruff check streams models sinks infra tests
+.venv/bin/lint-imports  # the layers of docs/architecture.md, declared in pyproject.toml
 $LEPTON up
 $LEPTON topics create
 .venv/bin/pytest tests/unit tests/integration tests/e2e -q -p no:cacheprovider --durations=15 --junit-xml=test-artifacts/junit.xml

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from infra.local import stack
-from streams.chaos import ChaosConfig, run_scenario
-from streams.settings import Settings
+from streams.core.settings import Settings
+from streams.tools.chaos import ChaosConfig, run_scenario
 
 CI_SIZE = {
     "poison": ChaosConfig(events=300, seconds=15, drain_timeout_s=150),

@@ -24,14 +24,14 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from sinks.search import Doc, connect
-from streams.deadletters import read_topic
-from streams.demo_feeds import Feed
-from streams.events import RecommendationDoc, utc_now
+from streams.broker.topics import create_topics
+from streams.core.events import RecommendationDoc, utc_now
+from streams.core.settings import REPO_ROOT, Settings
 from streams.generators.news import NewsGenerator
 from streams.generators.transactions import TransactionGenerator
-from streams.settings import REPO_ROOT, Settings
-from streams.topics import create_topics
-from streams.worker_process import WorkerProcess, free_port, isolated
+from streams.tools.deadletters import read_topic
+from streams.tools.demo_feeds import Feed
+from streams.tools.worker_process import WorkerProcess, free_port, isolated
 
 NEWS, TRANSACTIONS, RATE = 800, 400, 150.0
 ARTIFACT = REPO_ROOT / "test-artifacts" / "console.png"

@@ -15,13 +15,13 @@ from itertools import islice
 from pathlib import Path
 
 from sinks.search import connect
-from streams.deadletters import read_topic
-from streams.events import utc_now
+from streams.broker.producer import EventProducer
+from streams.broker.topics import create_topics
+from streams.core.events import utc_now
+from streams.core.settings import Settings
 from streams.generators.transactions import TransactionGenerator
-from streams.producer import EventProducer
-from streams.settings import Settings
-from streams.topics import create_topics
-from streams.worker_process import WorkerProcess, free_port, isolated
+from streams.tools.deadletters import read_topic
+from streams.tools.worker_process import WorkerProcess, free_port, isolated
 
 LEGIT, MIXED, CARDS, RATE, SEED = 3000, 3000, 300, 2.0, 21
 

@@ -8,13 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from sinks.search import connect
-from streams.deadletters import read_topic
-from streams.events import utc_now
+from streams.broker.producer import EventProducer
+from streams.broker.topics import create_topics
+from streams.core.events import utc_now
+from streams.core.settings import Settings
 from streams.generators.shop import build_catalog
-from streams.producer import EventProducer
-from streams.settings import Settings
-from streams.topics import create_topics
-from streams.worker_process import WorkerProcess, free_port, isolated
+from streams.tools.deadletters import read_topic
+from streams.tools.worker_process import WorkerProcess, free_port, isolated
 
 USER = "user-e2e-1"
 

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 
 from sinks.search import connect
-from streams.deadletters import read_topic
-from streams.events import utc_now
+from streams.broker.producer import EventProducer
+from streams.broker.topics import create_topics
+from streams.core.events import utc_now
+from streams.core.settings import Settings
+from streams.generators.malformed import malformed
 from streams.generators.news import NewsGenerator
-from streams.malformed import malformed
-from streams.producer import EventProducer
-from streams.settings import Settings
-from streams.topics import create_topics
-from streams.worker_process import WorkerProcess, free_port, isolated
+from streams.tools.deadletters import read_topic
+from streams.tools.worker_process import WorkerProcess, free_port, isolated
 
 VALID = 800
 SURGE_TICKER = "QFL"

@@ -1,5 +1,5 @@
 """A real worker's health: lag series per assigned partition, commit age, agents up, /live and /ready, and the
-pipeline view of `lepton status` once the local Prometheus scrapes the worker."""
+pipeline view of `lepton status` once the local Prometheus scrapes the worker; and a clean stop."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from infra.local.pipeline_status import collect, prometheus_query, render
 from infra.local.services import Prometheus
-from streams.events import utc_now
+from streams.broker.producer import EventProducer
+from streams.broker.topics import create_topics
+from streams.core.events import utc_now
+from streams.core.settings import Settings
 from streams.generators.news import NewsGenerator
-from streams.producer import EventProducer
-from streams.settings import Settings
-from streams.topics import create_topics
-from streams.worker_process import WorkerProcess, free_port, isolated
+from streams.tools.pipeline_status import collect, prometheus_query, render
+from streams.tools.worker_process import WorkerProcess, free_port, isolated
 
 NEWS = 60
 
@@ -91,3 +91,7 @@ def test_worker_reports_lag_commits_agents_and_health(settings: Settings, unique
     finally:
         target.unlink(missing_ok=True)
         assert worker.stop() == 0, worker.log_tail()
+    # A graceful stop: Faust flushes its producer, then the runtime stops the batcher and flushes and closes the sink.
+    log = (tmp_path / "worker.log").read_text()
+    assert "Flush producer buffer" in log, worker.log_tail()
+    assert "runtime closed: 1 batchers stopped, search sink closed" in log, worker.log_tail()

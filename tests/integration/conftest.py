@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from infra.local import stack
-from streams.settings import Settings
-from streams.topics import delete_run
+from streams.broker.topics import delete_run
+from streams.core.settings import Settings
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,7 +1,7 @@
 """Every dashboard panel's aggregation, run against real indices written by the project's own sink.
 
 Documents are built with the pipeline's output models (the fields the pipelines write) and indexed by the
-SearchSink under a unique index prefix; each panel's query (streams/dashboards.py) must return buckets whose
+SearchSink under a unique index prefix; each panel's query (streams/tools/dashboards.py) must return buckets whose
 values agree with what was indexed.
 """
 
@@ -18,9 +18,9 @@ import pytest
 from sinks.search import Doc, SearchClient, connect
 from sinks.search_sink import SearchSink
 from sinks.templates import monthly_index
-from streams import dashboards as d
-from streams.events.outputs import Alert, FraudDoc, Recommendation, RecommendationDoc, SentimentDoc
-from streams.settings import Settings
+from streams.core.events.outputs import Alert, FraudDoc, Recommendation, RecommendationDoc, SentimentDoc
+from streams.core.settings import Settings
+from streams.tools import dashboards as d
 
 START = datetime(2026, 11, 3, 8, tzinfo=UTC)
 TICKERS = ("QFL", "ORBX", "NVLT")

@@ -18,13 +18,13 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.deadletters import parse_letters, read_topic, replay
-from streams.decoding import Decoder
-from streams.events import INPUT_MODELS, DeadLetter
+from streams.broker.producer import EventProducer
+from streams.core.decoding import Decoder
+from streams.core.events import INPUT_MODELS, DeadLetter
+from streams.core.settings import Settings
 from streams.generators import make_generator
-from streams.malformed import TEST_PAN, corpus
-from streams.producer import EventProducer
-from streams.settings import Settings
+from streams.generators.malformed import TEST_PAN, corpus
+from streams.tools.deadletters import parse_letters, read_topic, replay
 
 pytestmark = pytest.mark.integration
 KEY = b"integration-key-0123456789abcdef"

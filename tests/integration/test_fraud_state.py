@@ -11,13 +11,13 @@ import pytest
 
 from models.fraud_features import FEATURE_NAMES, featurize_stream
 from sinks.search import connect
-from streams.events import Transaction, utc_now
+from streams.broker.producer import EventProducer
+from streams.broker.topics import create_topics
+from streams.core.events import Transaction, utc_now
+from streams.core.pii import resolve_key
+from streams.core.settings import Settings
 from streams.generators.transactions import TransactionGenerator
-from streams.pii import resolve_key
-from streams.producer import EventProducer
-from streams.settings import Settings
-from streams.topics import create_topics
-from streams.worker_process import WorkerProcess, free_port, isolated
+from streams.tools.worker_process import WorkerProcess, free_port, isolated
 
 FIRST, SECOND = 400, 400
 

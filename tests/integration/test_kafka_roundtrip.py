@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.settings import Settings
+from streams.core.settings import Settings
 
 COUNT = 1000
 

@@ -21,13 +21,13 @@ import pytest
 
 from infra.local.secured_kafka import SecuredKafka
 from sinks.search import connect
-from streams.errors import ProduceError, ServiceError
-from streams.events import utc_now
-from streams.malformed import valid_transaction
-from streams.producer import EventProducer
-from streams.settings import Settings
-from streams.topics import create_topics, read_records
-from streams.worker_process import WorkerProcess, free_port, isolated
+from streams.broker.producer import EventProducer
+from streams.broker.topics import create_topics, read_records
+from streams.core.errors import ProduceError, ServiceError
+from streams.core.events import utc_now
+from streams.core.settings import Settings
+from streams.generators.malformed import valid_transaction
+from streams.tools.worker_process import WorkerProcess, free_port, isolated
 from tests.integration.auth_proxy import AuthProxy
 from tests.integration.tls import ServerTls, make_ca, make_server_tls
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.deadletters import parse_letters, read_topic
-from streams.settings import Settings
+from streams.core.settings import Settings
+from streams.tools.deadletters import parse_letters, read_topic
 
 pytestmark = pytest.mark.integration
 LEPTON = str(Path(sys.executable).parent / "lepton")

@@ -11,7 +11,7 @@ import requests
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from infra.local.services import Prometheus
-from streams.settings import Settings
+from streams.core.settings import Settings
 
 
 def _free_port() -> int:

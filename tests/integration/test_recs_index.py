@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from streams.broker.producer import EventProducer
+from streams.broker.topics import create_topics
+from streams.core.settings import Settings
 from streams.generators.shop import build_catalog
-from streams.producer import EventProducer
-from streams.settings import Settings
-from streams.topics import create_topics
-from streams.worker_process import WorkerProcess, free_port, isolated
+from streams.tools.worker_process import WorkerProcess, free_port, isolated
 
 
 def test_index_rebuilt_after_restart_with_deletions(settings: Settings, unique: str, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from sinks.search import Doc, connect
 from sinks.templates import templates
-from streams.settings import Settings
+from streams.core.settings import Settings
 
 
 def test_bulk_index_is_idempotent(settings: Settings, unique: str) -> None:

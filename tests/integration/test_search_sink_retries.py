@@ -9,7 +9,7 @@ import requests
 
 from sinks.search import Doc, connect
 from sinks.search_sink import SearchSink
-from streams.settings import SearchSettings, Settings
+from streams.core.settings import SearchSettings, Settings
 
 
 class Throttling(ThreadingHTTPServer):

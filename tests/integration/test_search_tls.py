@@ -10,8 +10,8 @@ import pytest
 
 from sinks.search import Doc, connect
 from sinks.search_sink import SearchSink
-from streams.errors import SearchError
-from streams.settings import SearchSettings, Settings
+from streams.core.errors import SearchError
+from streams.core.settings import SearchSettings, Settings
 from tests.integration.auth_proxy import AuthProxy
 from tests.integration.tls import ServerTls, make_ca, make_server_tls
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import torch
 
 from models.item_index import EMBEDDING_DIM
-from streams.events import CatalogItem, ClickEvent
+from streams.core.events import CatalogItem, ClickEvent
 from streams.generators.shop import CATEGORIES
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from streams.app import create_app
-from streams.settings import BatchingSettings, Settings
+from streams.core.settings import BatchingSettings, Settings
+from streams.worker.app import create_app
 
 
 def test_only_the_sentiment_agent_works_on_several_batches_at_once() -> None:

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.batcher import WARMUP_RUNS, DynamicBatcher, inference_dtype, resolve_device, share_cpu_threads, to_device
-from sinks.metrics import REGISTRY
-from streams.errors import BatcherClosedError, BatchResultError, ConfigurationError
-from streams.settings import BatchingSettings
+from sinks.metrics import REGISTRY, batch_observer
+from streams.core.errors import BatcherClosedError, BatchResultError, ConfigurationError
+from streams.core.settings import BatchingSettings
 
 
 class Recorder:
@@ -277,7 +277,7 @@ def sample(name: str, model: str) -> float:
 
 
 async def test_batch_size_queue_wait_and_inference_time_are_recorded_per_model() -> None:
-    b = batcher(Recorder(), "metrics", max_batch_size=4, max_wait_ms=20)
+    b = DynamicBatcher(Recorder(), name="metrics", max_batch_size=4, max_wait_ms=20, observe=batch_observer("metrics"))
     await b.start()
     await within(b.submit(list(range(10))))
     await b.stop()

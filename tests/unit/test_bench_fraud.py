@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from streams.bench_fraud import CARDS, SEED, alert_event_id, match_latencies, percentile, transactions
 from streams.generators.transactions import TransactionGenerator
+from streams.tools.bench_fraud import CARDS, SEED, alert_event_id, match_latencies, percentile, transactions
 
 
 def test_alert_event_id_is_the_first_event_id() -> None:

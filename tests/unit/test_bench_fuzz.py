@@ -6,9 +6,9 @@ import json
 
 from typer.testing import CliRunner
 
-from streams.bench_fuzz import run_fuzz
-from streams.cli import app
-from streams.decoding import Decoder
+from streams.cli.main import app
+from streams.core.decoding import Decoder
+from streams.tools.bench_fuzz import run_fuzz
 
 
 def test_two_thousand_cases_raise_nothing_and_the_counts_add_up() -> None:

@@ -6,9 +6,10 @@ import itertools
 
 import torch
 
-from models.recs_eval import EvalConfig, generate
-from streams.bench_recs import chunks, measure
-from streams.settings import BatchingSettings, RecsSettings
+from models.recs_eval import EvalConfig
+from streams.core.settings import BatchingSettings, RecsSettings
+from streams.tools.bench_recs import chunks, measure
+from streams.tools.generated_data import shop_sessions
 from tests.unit.recs_fakes import FakeEncoder
 
 KEYS = {"items_embedded_per_s", "items_embedded_unbatched_per_s", "embed_batched_vs_unbatched",
@@ -21,7 +22,7 @@ def test_chunks_cover_everything_in_order() -> None:
 
 
 def test_measure_reports_both_rates_and_ratios_on_the_same_data() -> None:
-    catalog, samples = generate(EvalConfig(seed=3, n_items=40, n_users=20, n_events=300))
+    catalog, samples = shop_sessions(EvalConfig(seed=3, n_items=40, n_users=20, n_events=300))
     encoder = FakeEncoder()
     batching = BatchingSettings(max_batch_size=8, max_wait_ms=1.0, take_max=16)
     result = measure(encoder, torch.device("cpu"), catalog, samples, batching, RecsSettings())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams import bench
-from streams.bench import CoreShares, median_round, news_indices
+from streams.tools import bench_sentiment as bench
+from streams.tools.bench_sentiment import CoreShares, median_round, news_indices
 
 
 def test_the_round_with_the_median_ratio_stands_for_the_run() -> None:

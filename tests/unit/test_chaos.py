@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from streams.chaos import ChaosConfig, ChaosRun, Figures, workload
-from streams.malformed import malformed
+from streams.generators.malformed import malformed
+from streams.tools.chaos import ChaosConfig, ChaosRun, Figures, workload
 
 
 def test_workload_interleaves_valid_news_and_transactions() -> None:

@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from infra.local import stack
-from streams.cli import app
-from streams.errors import LeptonError
-from streams.settings import Settings
+from streams.cli.main import app
+from streams.core.errors import LeptonError
+from streams.core.settings import Settings
 
 runner = CliRunner()
 
@@ -41,7 +41,7 @@ def test_only_option_rejects_unknown_service() -> None:
 
 
 def test_main_prints_lepton_errors_without_traceback(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    from streams import cli
+    from streams.cli import main as cli
 
     monkeypatch.setattr("sys.argv", ["lepton", "up", "--only", "zookeeper"])
     with pytest.raises(SystemExit) as exit_info:

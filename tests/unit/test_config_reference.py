@@ -1,4 +1,4 @@
-"""The README's configuration reference is the generator's output, and it covers every setting."""
+"""The operations guide's configuration reference is the generator's output, and it covers every setting."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from streams.config_reference import README, readme_block, render, sections, write_readme
-from streams.errors import LeptonError
-from streams.settings import Settings
+from streams.core.errors import LeptonError
+from streams.core.settings import Settings
+from streams.tools.config_reference import REFERENCE_DOC, reference_block, render, sections, write_reference
 
 
-def test_readme_block_equals_the_generated_reference() -> None:
-    assert readme_block(README.read_text()) == render(), "run `lepton config reference --write` and commit README.md"
+def test_docs_block_equals_the_generated_reference() -> None:
+    assert reference_block(REFERENCE_DOC.read_text()) == render(), (
+        "run `lepton config reference --write` and commit docs/operations.md")
 
 
 def test_every_setting_is_listed_with_a_description(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,11 +31,11 @@ def test_write_replaces_only_the_block(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# x\n\nbefore\n<!-- config-reference:start -->\nold table\n"
                       "<!-- config-reference:end -->\nafter\n")
-    assert write_readme(readme) is True
+    assert write_reference(readme) is True
     text = readme.read_text()
     assert text.startswith("# x\n\nbefore\n") and text.endswith("after\n") and "old table" not in text
-    assert readme_block(text) == render()
-    assert write_readme(readme) is False
+    assert reference_block(text) == render()
+    assert write_reference(readme) is False
     readme.write_text("no markers\n")
     with pytest.raises(LeptonError, match="config-reference:start"):
-        write_readme(readme)
+        write_reference(readme)

@@ -10,11 +10,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
 
-from streams import batch_io
-from streams.console import Console, RateMeter, alert_view, counter_totals, negative_share, negative_share_query
-from streams.events import Alert
-from streams.health import ConsumerHealth, PartitionState
-from streams.settings import Settings
+from streams.core.events import Alert
+from streams.core.settings import Settings
+from streams.worker import checkpoint
+from streams.worker.console import Console, RateMeter, alert_view, counter_totals, negative_share, negative_share_query
+from streams.worker.health import ConsumerHealth, PartitionState
 
 CANNED_CHART = {"aggregations": {"tickers": {"buckets": [
     {"key": "QFL", "doc_count": 30, "negative": {"doc_count": 18}, "over_time": {"buckets": [
@@ -104,9 +104,9 @@ def test_console_data_from_counters_health_alerts_and_search() -> None:
     health = ConsumerHealth(stall_after_s=60)
     health.update({(settings.topics.news, 0): PartitionState(30, 10, 10)}, {}, now=time.time())
     console = Console(settings, runtime, health)
-    batch_io.RECENT_ALERTS.clear()
-    batch_io.RECENT_ALERTS["fraud"].extend(alert(f"fraud-{i}") for i in range(30))
-    batch_io.RECENT_ALERTS["sentiment"].append(alert("surge-QFL", kind="sentiment"))
+    checkpoint.RECENT_ALERTS.clear()
+    checkpoint.RECENT_ALERTS["fraud"].extend(alert(f"fraud-{i}") for i in range(30))
+    checkpoint.RECENT_ALERTS["sentiment"].append(alert("surge-QFL", kind="sentiment"))
 
     data = asyncio.run(console.data())
     assert data["ready"] is True and data["problems"] == []

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from streams.dashboards_cli import Credentials, DashboardsError, install
-from streams.dashboards_saved_objects import render_ndjson
+from streams.tools.dashboards_install import Credentials, DashboardsError, install
+from streams.tools.dashboards_saved_objects import render_ndjson
 
 
 class FakeServer(ThreadingHTTPServer):

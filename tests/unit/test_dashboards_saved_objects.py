@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from sinks.templates import MAPPINGS
-from streams.dashboards import DASHBOARDS, DATA_VIEWS, PANELS, Panel
-from streams.dashboards_saved_objects import NDJSON_FILE, render_ndjson, saved_objects
+from streams.tools.dashboards import DASHBOARDS, DATA_VIEWS, PANELS, Panel
+from streams.tools.dashboards_saved_objects import NDJSON_FILE, render_ndjson, saved_objects
 
 
 def _mapped(kind: str, field: str) -> bool:
@@ -64,7 +64,7 @@ def test_panels_use_mapped_fields_and_agree_with_their_visualization() -> None:
 
 
 def test_query_nests_buckets_in_order_with_metrics_innermost() -> None:
-    from streams.dashboards import SENTIMENT_BY_TICKER
+    from streams.tools.dashboards import SENTIMENT_BY_TICKER
 
     body = SENTIMENT_BY_TICKER.query("1d")
     time = body["aggs"]["2"]

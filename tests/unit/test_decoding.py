@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.decoding import MAX_KEPT_BYTES, Decoder
-from streams.events import INPUT_MODELS, DeadLetter, InputEvent, Transaction
-from streams.malformed import TEST_PAN, corpus, malformed, valid_transaction
-from streams.settings import Settings
+from streams.core.decoding import MAX_KEPT_BYTES, Decoder
+from streams.core.events import INPUT_MODELS, DeadLetter, InputEvent, Transaction
+from streams.core.settings import Settings
+from streams.generators.malformed import TEST_PAN, corpus, malformed, valid_transaction
 
 KEY = b"unit-test-key-0123456789abcdef"
 DECODER = Decoder(Settings(), pii_key=KEY)
@@ -65,7 +65,7 @@ def test_card_number_in_a_rejected_event_is_replaced_by_its_token() -> None:
 
 
 def valid_transaction_with_pan(**changes: Any) -> dict[str, Any]:
-    from streams.events import utc_now
+    from streams.core.events import utc_now
 
     event = valid_transaction(utc_now())
     event.pop("card_token")
@@ -113,7 +113,7 @@ def test_internal_failures_become_dead_letters(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(Transaction, "model_validate", boom)
     letter = decode(json.dumps(valid_transaction_with_pan()).encode())
     assert isinstance(letter, DeadLetter) and letter.error_type == "internal"
-    monkeypatch.setattr("streams.decoding.dead_letter", boom)
+    monkeypatch.setattr("streams.core.decoding.dead_letter", boom)
     letter = decode(b"{}")
     assert isinstance(letter, DeadLetter) and letter.error_type == "internal"
 

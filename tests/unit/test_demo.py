@@ -6,7 +6,7 @@ import threading
 from types import SimpleNamespace
 from typing import Any
 
-from streams.demo import _settled
+from streams.tools.demo import _settled
 
 
 def feed(sent: int, done: bool = True) -> Any:

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from streams.dashboards_cli import install_command
-from streams.settings import REPO_ROOT, Settings
+from streams.cli.dashboards import install_command
+from streams.core.settings import REPO_ROOT, Settings
 
 COMPOSE = REPO_ROOT / "infra" / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -74,7 +74,7 @@ def test_worker_environment_is_made_of_real_settings(services: dict[str, Any], n
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     env = {key: str(value) for key, value in services[name]["environment"].items()}
     unknown = set(env) - _settings_variables()
-    assert not unknown, f"{name}: not settings of streams/settings.py: {sorted(unknown)}"
+    assert not unknown, f"{name}: not settings of streams/core/settings.py: {sorted(unknown)}"
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     try:

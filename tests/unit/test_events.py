@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from streams import pii
-from streams.events import Alert, CatalogItem, ClickEvent, DeadLetter, FraudDoc, NewsEvent, Transaction
-from streams.malformed import TEST_PAN, valid_catalog, valid_click, valid_news, valid_transaction
+from streams.core import pii
+from streams.core.events import Alert, CatalogItem, ClickEvent, DeadLetter, FraudDoc, NewsEvent, Transaction
+from streams.generators.malformed import TEST_PAN, valid_catalog, valid_click, valid_news, valid_transaction
 
 KEY = b"unit-test-key-0123456789abcdef"
 NOW = datetime.now(UTC)
@@ -103,7 +103,7 @@ def test_card_number_becomes_keyed_token_and_is_never_kept() -> None:
 def test_error_messages_never_quote_the_card_number() -> None:
     with pytest.raises(ValidationError) as caught:
         validate(Transaction, txn(card_number="4111111111111111", amount=-1))
-    from streams.decoding import describe_validation
+    from streams.core.decoding import describe_validation
 
     assert "4111" not in describe_validation(caught.value)
 

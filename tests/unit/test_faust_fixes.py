@@ -16,7 +16,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from streams.faust_fixes import LeptonApp, SafeFetchConsumer, SafeFetchConsumerThread, SeekFirstRecovery
+from streams.worker.faust_fixes import LeptonApp, SafeFetchConsumer, SafeFetchConsumerThread, SeekFirstRecovery
 
 NEWS, CARDS, CHANGELOG = TP("news", 0), TP("transactions", 1), TP("card-state-changelog", 1)
 

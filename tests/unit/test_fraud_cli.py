@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from models.fraud_data import FraudDataError, read_labels
-from streams import pii
-from streams.cli import app
+from streams.cli.main import app
+from streams.core import pii
 from streams.generators import TransactionGenerator
 
 runner = CliRunner()

@@ -24,7 +24,7 @@ from models.fraud_features import (
     haversine_km,
     update,
 )
-from streams.events import Transaction
+from streams.core.events import Transaction
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 BERLIN = (52.52, 13.40)

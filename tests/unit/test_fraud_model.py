@@ -16,8 +16,8 @@ from models.fraud import FraudModel, FraudScore, decide, default_artifact_dir
 from models.fraud_features import FEATURE_NAMES, INDEX
 from models.fraud_reasons import TIMES_SIGN as X
 from models.fraud_reasons import reasons_for
-from streams.errors import ModelArtifactError
-from streams.settings import FraudSettings
+from streams.core.errors import ModelArtifactError
+from streams.core.settings import FraudSettings
 
 
 @pytest.fixture(scope="module")

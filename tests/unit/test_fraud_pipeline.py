@@ -9,12 +9,13 @@ import numpy as np
 
 from models.fraud import FraudScore
 from models.fraud_features import INDEX
-from streams.batch_io import Record
-from streams.decoding import Decoder
-from streams.events import utc_now
-from streams.fraud_pipeline import FraudPipeline
-from streams.malformed import TEST_PAN, valid_transaction
-from streams.settings import Settings
+from streams.core.decoding import Decoder
+from streams.core.events import utc_now
+from streams.core.record import Record
+from streams.core.settings import Settings
+from streams.generators.malformed import TEST_PAN, valid_transaction
+from streams.worker.checkpoint import Checkpoint
+from streams.worker.fraud import FraudPipeline
 from tests.unit.test_sentiment_pipeline import FakeSink
 
 KEY = b"k" * 32
@@ -41,7 +42,8 @@ def make() -> tuple[FraudPipeline, FakeSink, list[tuple[str, bytes, bytes]], dic
         sent.append((topic, key, value))
 
     sink = FakeSink()
-    pipeline = FraudPipeline(settings, Decoder(settings, pii_key=KEY), fake_score, sink, publish, states)
+    pipeline = FraudPipeline(settings, Decoder(settings, pii_key=KEY), Checkpoint(settings, sink, publish, KEY),
+                             fake_score, states)
     return pipeline, sink, sent, states
 
 

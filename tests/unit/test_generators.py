@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from streams.decoding import Decoder
-from streams.events import DeadLetter
+from streams.core.decoding import Decoder
+from streams.core.events import DeadLetter
+from streams.core.settings import Settings
 from streams.generators import GENERATORS, build_catalog, make_generator
 from streams.generators.transactions import CITIES, distance_km
-from streams.settings import Settings
 
 START = datetime.now(UTC) - timedelta(hours=6)
 DECODER = Decoder(Settings(), pii_key=b"unit-test-key-0123456789abcdef")
@@ -118,7 +118,7 @@ def test_catalog_emits_every_item_then_updates_and_deletions() -> None:
 
 
 def test_generate_command_writes_events_and_truth(tmp_path: Path) -> None:
-    from streams.cli import app
+    from streams.cli.main import app
 
     out, truth = tmp_path / "txn.jsonl", tmp_path / "truth.jsonl"
     result = CliRunner().invoke(

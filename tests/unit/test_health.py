@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sinks.metrics import REGISTRY
-from streams.health import ConsumerHealth, PartitionState, _chained, read_partitions
+from streams.worker.health import ConsumerHealth, PartitionState, _chained, read_partitions
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.item_index import EMBEDDING_DIM, ItemIndex, embed_items, item_text
-from streams.events import CatalogItem
+from streams.core.events import CatalogItem
 from tests.unit.recs_fakes import FakeEncoder, item
 
 

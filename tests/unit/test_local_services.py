@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from infra.local.services import producer_id_refused
-from streams.worker_process import free_port
+from streams.tools.worker_process import free_port
 
 
 def test_kafka_is_not_healthy_until_it_grants_producer_ids() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from streams import pii
-from streams.errors import ConfigurationError
-from streams.settings import LocalStackSettings, Settings
+from streams.core import pii
+from streams.core.errors import ConfigurationError
+from streams.core.settings import LocalStackSettings, Settings
 
 
 def test_luhn() -> None:

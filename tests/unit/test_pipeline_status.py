@@ -8,7 +8,7 @@ import pytest
 import requests
 from rich.console import Console
 
-from infra.local import pipeline_status as ps
+from streams.tools import pipeline_status as ps
 
 
 def vector(label: str, values: dict[str, float]) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from infra.local.process import ManagedProcess, cpu_seconds, host_busy_seconds, port_open, tail
-from streams.errors import PortBusyError
+from streams.core.errors import PortBusyError
 
 
 def test_start_refuses_a_busy_port(tmp_path) -> None:

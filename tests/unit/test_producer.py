@@ -1,9 +1,9 @@
-"""Producer keys follow GUIDE.md, and card numbers only ever become tokens."""
+"""Producer keys follow the event contracts (docs/architecture.md), and card numbers only ever become tokens."""
 
 from __future__ import annotations
 
-from streams import pii
-from streams.producer import key_for
+from streams.broker.producer import key_for
+from streams.core import pii
 
 KEY = b"unit-test-key-0123456789abcdef"
 

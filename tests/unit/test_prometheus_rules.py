@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streams.settings import REPO_ROOT
+from streams.core.settings import REPO_ROOT
 
 PROMETHEUS_DIR = REPO_ROOT / "infra" / "prometheus"
 RULES = PROMETHEUS_DIR / "rules" / "lepton.yml"
@@ -66,7 +66,7 @@ def test_local_stack_loads_rule_files_but_not_rule_tests(tmp_path: Path) -> None
     import json
 
     from infra.local.services import Prometheus
-    from streams.settings import LocalStackSettings
+    from streams.core.settings import LocalStackSettings
 
     _promtool()  # prepare() needs the prometheus binary from the same package
     prometheus = Prometheus(LocalStackSettings(state_dir=tmp_path), ("127.0.0.1:6066",))

@@ -8,9 +8,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from models.recs_eval import METHODS, CoOccurrence, EvalConfig, Metrics, evaluate, generate
-from streams.cli import app
-from streams.settings import RecsSettings
+from models.recs_eval import METHODS, CoOccurrence, EvalConfig, Metrics, evaluate
+from streams.cli.main import app
+from streams.core.settings import RecsSettings
+from streams.tools.generated_data import shop_sessions
 from tests.unit.recs_fakes import FakeEncoder
 
 TINY = EvalConfig(seed=3, n_items=40, n_users=15, n_events=800, micro_batch=64)
@@ -18,14 +19,14 @@ KEYS = {"hit_rate_at_10", "ndcg_at_10"}
 
 
 def test_tiny_evaluation_reports_every_method_with_both_metrics() -> None:
-    report = evaluate(TINY, FakeEncoder(), torch.device("cpu"), RecsSettings())
+    report = evaluate(TINY, *shop_sessions(TINY), FakeEncoder(), torch.device("cpu"), RecsSettings())
     assert set(report.results) == set(METHODS)
     for figures in report.results.values():
         assert set(figures) == KEYS
         assert 0.0 <= figures["ndcg_at_10"] <= figures["hit_rate_at_10"] <= 1.0
     assert 0 < report.evaluated < TINY.n_events and report.users <= TINY.n_users
     assert report.results["model"]["hit_rate_at_10"] > 0
-    again = evaluate(TINY, FakeEncoder(), torch.device("cpu"), RecsSettings())
+    again = evaluate(TINY, *shop_sessions(TINY), FakeEncoder(), torch.device("cpu"), RecsSettings())
     assert again.results == report.results  # a seed means the same figures
 
 
@@ -56,7 +57,7 @@ def test_cooccurrence_counts_each_pair_once_per_session_and_tops_up_from_popular
 
 
 def test_generated_samples_carry_the_sessions_next_viewed_item() -> None:
-    _, samples = generate(TINY)
+    _, samples = shop_sessions(TINY)
     checked = 0
     for position, sample in enumerate(samples):
         later = [s.click.item_id for s in samples[position + 1 :]

@@ -8,10 +8,11 @@ import torch
 
 from models.item_index import ItemIndex, embed_items
 from models.recs import Popularity
-from streams.batch_io import Record
-from streams.decoding import Decoder
-from streams.recs_pipeline import CatalogPipeline, ClicksPipeline
-from streams.settings import RecsSettings, Settings
+from streams.core.decoding import Decoder
+from streams.core.record import Record
+from streams.core.settings import RecsSettings, Settings
+from streams.worker.checkpoint import Checkpoint
+from streams.worker.recs import CatalogPipeline, ClicksPipeline
 from tests.unit.recs_fakes import FakeEncoder
 from tests.unit.test_sentiment_pipeline import FakeSink
 
@@ -49,9 +50,10 @@ class Harness:
         async def publish(topic: str, key: bytes, value: bytes) -> None:
             self.sent.append((topic, key, value))
 
-        self.catalog = CatalogPipeline(self.settings, self.decoder, embed, self.index, publish)
-        self.clicks = ClicksPipeline(self.settings, self.decoder, self.index, Popularity(3600), self.states,
-                                     self.sink, publish)
+        checkpoint = Checkpoint(self.settings, self.sink, publish, self.decoder.pii_key)
+        self.catalog = CatalogPipeline(self.settings, self.decoder, checkpoint, embed, self.index)
+        self.clicks = ClicksPipeline(self.settings, self.decoder, checkpoint, self.index, Popularity(3600),
+                                     self.states)
 
 
 async def test_catalog_upserts_and_deletes_by_flag_and_tombstone() -> None:

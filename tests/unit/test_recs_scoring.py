@@ -9,7 +9,7 @@ import torch
 
 from models.item_index import ItemIndex, embed_items
 from models.recs import Popularity, UserState, recommend, update
-from streams.settings import RecsSettings
+from streams.core.settings import RecsSettings
 from tests.unit.recs_fakes import T0, FakeEncoder, click, item
 
 S = RecsSettings(popularity_weight=0.2, cold_start_interactions=2.0, recent_items=5)

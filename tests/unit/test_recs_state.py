@@ -19,7 +19,7 @@ from models.recs import (
     recommendation_doc,
     update,
 )
-from streams.settings import RecsSettings
+from streams.core.settings import RecsSettings
 from tests.unit.recs_fakes import T0, click
 
 S = RecsSettings(half_life_s=100.0, weight_view=1.0, weight_click=2.0, weight_add_to_cart=3.0, weight_purchase=5.0,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from streams import schemas
+from streams.tools import schemas
 
 
 def test_checked_in_schemas_match_the_models() -> None:
@@ -23,7 +23,7 @@ def test_export_writes_valid_json_for_every_contract(tmp_path: Path) -> None:
 
 
 def test_check_flag_reports_stale_files(tmp_path: Path) -> None:
-    from streams.cli import app
+    from streams.cli.main import app
 
     result = CliRunner().invoke(app, ["schemas", "export", "--out", str(tmp_path), "--check"])
     assert result.exit_code == 1 and "out of date" in result.output

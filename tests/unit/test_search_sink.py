@@ -8,8 +8,8 @@ import pytest
 
 from sinks.search import BulkItemError, BulkResult, Doc
 from sinks.search_sink import SearchSink
-from streams.errors import SinkBackpressure
-from streams.settings import SearchSettings
+from streams.core.errors import SinkBackpressure
+from streams.core.settings import SearchSettings
 
 
 class FakeClient:

@@ -12,9 +12,10 @@ from confluent_kafka import KafkaError, KafkaException
 from pydantic import ValidationError
 
 from sinks.search import _auth, shown_url
-from streams.errors import ConfigurationError
-from streams.kafka_errors import ErrorLog, describe_failure
-from streams.settings import KafkaSettings, SearchSettings, Settings
+from streams.broker.failures import ErrorLog, describe_failure
+from streams.core.errors import ConfigurationError
+from streams.core.settings import KafkaSettings, SearchSettings, Settings
+from streams.worker.app import faust_credentials
 
 CA = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
 
@@ -38,7 +39,7 @@ def test_sasl_without_a_password_is_refused_naming_the_variable() -> None:
 
 
 def test_faust_gets_sasl_over_tls_without_showing_the_password() -> None:
-    credentials = sasl().faust_credentials()
+    credentials = faust_credentials(sasl())
     assert isinstance(credentials, faust.SASLCredentials)
     assert credentials.protocol.value == "SASL_SSL" and credentials.mechanism.value == "SCRAM-SHA-512"
     assert credentials.username == "worker" and credentials.password == "pw-kafka-123"
@@ -48,10 +49,10 @@ def test_faust_gets_sasl_over_tls_without_showing_the_password() -> None:
 
 
 def test_faust_gets_tls_alone_plain_sasl_or_nothing() -> None:
-    assert isinstance(KafkaSettings(security_protocol="SSL", ssl_cafile=CA).faust_credentials(), faust.SSLCredentials)
-    plain = sasl(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN").faust_credentials()
+    assert isinstance(faust_credentials(KafkaSettings(security_protocol="SSL", ssl_cafile=CA)), faust.SSLCredentials)
+    plain = faust_credentials(sasl(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN"))
     assert plain.protocol.value == "SASL_PLAINTEXT" and plain.ssl_context is None
-    assert KafkaSettings().faust_credentials() is None
+    assert faust_credentials(KafkaSettings()) is None
 
 
 def test_aiokafka_options_match_the_workers() -> None:
@@ -128,7 +129,7 @@ def test_a_missing_secrets_dir_names_the_variable(tmp_path: Path, monkeypatch: p
 
 
 def test_the_worker_app_gets_the_credentials_and_binds_to_loopback() -> None:
-    from streams.app import create_app
+    from streams.worker.app import create_app
 
     settings = Settings(kafka=sasl(), pipelines="sentiment")
     app, _ = create_app(settings)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from models.encoder import MAX_LENGTH, get_encoder
 from models.sentiment import Scorer, SentimentModel
-from models.sentiment_cli import register
+from streams.cli.sentiment import register
 
 BULLISH = [
     "Acme Corp shares soar after record quarterly profit and raised full-year guidance",

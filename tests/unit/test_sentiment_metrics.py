@@ -10,7 +10,7 @@ import pytest
 from models.sentiment_data import iter_records, read_labelled_csv
 from models.sentiment_metrics import classification_metrics
 from models.sentiment_train import stratified_split
-from streams.errors import ConfigurationError
+from streams.core.errors import ConfigurationError
 
 
 def test_metrics_confusion_rows_are_true_labels() -> None:

@@ -6,13 +6,14 @@ import json
 from datetime import timedelta
 
 from models.sentiment import SentimentResult
+from models.surge import SurgeDetector
 from sinks.search import BulkItemError, Doc
-from streams.batch_io import Record
-from streams.decoding import Decoder
-from streams.events import NewsEvent, utc_now
-from streams.sentiment_pipeline import SentimentPipeline, tickers_of
-from streams.settings import Settings, SurgeSettings
-from streams.surge import SurgeDetector
+from streams.core.decoding import Decoder
+from streams.core.events import NewsEvent, utc_now
+from streams.core.record import Record
+from streams.core.settings import Settings, SurgeSettings
+from streams.worker.checkpoint import Checkpoint
+from streams.worker.sentiment import SentimentPipeline, tickers_of
 
 KEY = b"k" * 32
 
@@ -66,9 +67,8 @@ def make(score=None, sink=None) -> tuple[SentimentPipeline, FakeSink, list[tuple
     pipeline = SentimentPipeline(
         settings,
         Decoder(settings, pii_key=KEY),
+        Checkpoint(settings, sink, publish, KEY),
         score or fake_score,
-        sink,
-        publish,
         SurgeDetector(SurgeSettings(min_negative=8, max_p_value=1e-6)),
     )
     return pipeline, sink, sent

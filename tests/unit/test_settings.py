@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from streams.settings import Settings
+from streams.core.settings import Settings
 
 
 @pytest.fixture(autouse=True)

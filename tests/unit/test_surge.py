@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from streams.settings import SurgeSettings
-from streams.surge import SurgeDetector, surge_alert_id
+from models.surge import SurgeDetector, surge_alert_id
+from streams.core.settings import SurgeSettings
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 SETTINGS = SurgeSettings(window_s=300, baseline_s=3600, min_negative=5, min_share=0.5, max_p_value=1e-4,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streams.settings import Settings, TopicSettings
-from streams.topics import topic_specs
+from streams.broker.topics import topic_specs
+from streams.core.settings import Settings, TopicSettings
 
 
 def test_default_topics() -> None:

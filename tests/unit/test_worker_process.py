@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.worker_process import remove_empty_folders
+from streams.tools.worker_process import remove_empty_folders
 
 
 def test_empty_data_folders_are_removed_and_files_kept(tmp_path) -> None:

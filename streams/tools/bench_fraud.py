@@ -1,0 +1,232 @@
+"""`lepton bench fraud`: the fraud pipeline against a plain Kafka consume->produce ceiling, plus alert latency.
+
+Everything runs on one pre-produced transactions topic of fresh, isolated topics (cards with history:
+300 cards, 2 simulated transactions per second of event time, back-dated; production speed is ours).
+(a) Ceiling: a plain aiokafka loop with a fresh group reads the topic from the beginning and forwards each
+value to a scratch topic (acks=all, each fetched batch delivered before the next fetch), first record
+received to last delivery acknowledged. (b) Pipeline: a real fraud worker on the same topic, first event
+processed (the earliest `processed_at` in the index) to last document indexed (the worker's
+`lepton_documents_indexed_total`). (c) Alert latency: the same worker, now caught up, gets a fraud-rich mix
+at half of (b)'s rate for a fixed time; per alert on `alerts.fraud`, latency = arrival at our consumer
+minus the moment its transaction was handed to the producer (matched by `event_ids[0]`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any
+
+from confluent_kafka.admin import NewTopic
+from rich.console import Console
+
+from sinks.search import SearchClient, connect
+from streams.broker.producer import EventProducer
+from streams.broker.topics import admin_client, create_topics, delete_run
+from streams.core.errors import ServiceError
+from streams.core.events import utc_now
+from streams.core.settings import KafkaSettings, Settings, get_settings
+from streams.generators.transactions import TransactionGenerator
+from streams.tools.worker_process import WorkerProcess, free_port, isolated
+
+console = Console(stderr=True)
+SEED, CARDS, SIM_RATE = 7, 300, 2.0
+INDEXED = "lepton_documents_indexed_total"
+
+
+def transactions(count: int, start: datetime, fraud_rate: float, suffix: str = "") -> list[dict[str, Any]]:
+    """`count` generated wire records of the same 300 cards from `start`; `suffix` keeps ids of a second run unique."""
+    generator = TransactionGenerator(seed=SEED, start=start, rate_per_s=SIM_RATE, fraud_rate=fraud_rate,
+                                     n_cards=CARDS)
+    records = [record for record, _ in islice(generator, count)]
+    for record in records:
+        record["id"] += suffix
+    return records
+
+
+def alert_event_id(value: bytes | None) -> str | None:
+    """The transaction id behind an alert message (its first `event_ids`), None when unreadable."""
+    try:
+        ids = json.loads(value or b"").get("event_ids")
+    except (ValueError, AttributeError):
+        return None
+    return str(ids[0]) if isinstance(ids, list) and ids else None
+
+
+def match_latencies(sent: Mapping[str, float], arrived: Mapping[str, float]) -> list[float]:
+    """Arrival minus send time of every alerted transaction we sent (alerts for others are ignored)."""
+    return sorted(arrived[i] - sent[i] for i in arrived if i in sent)
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0..100, linear interpolation between ranks, as numpy's default); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def aiokafka_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """Connection options for aiokafka clients from the Kafka settings (SASL and TLS as the workers use them)."""
+    return kafka.aiokafka_options()
+
+
+async def ceiling_rate(s: Settings, count: int, scratch: str) -> float:
+    """Records per second of a plain consume->produce loop over the transactions topic (fresh group)."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    options = aiokafka_options(s.kafka)
+    consumer = AIOKafkaConsumer(s.topics.transactions, group_id=f"{s.worker_id}-ceiling",
+                                auto_offset_reset="earliest", **options)
+    producer = AIOKafkaProducer(acks="all", linger_ms=5, **options)
+    await consumer.start()
+    await producer.start()
+    try:
+        done, started = 0, 0.0
+        async with asyncio.timeout(300):
+            while done < count:
+                batches = await consumer.getmany(timeout_ms=500)
+                if batches and not started:
+                    started = time.perf_counter()
+                sends = [await producer.send(scratch, r.value, key=r.key) for rs in batches.values() for r in rs]
+                await asyncio.gather(*sends)
+                done += len(sends)
+        return done / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def indexed(worker: WorkerProcess) -> float:
+    """Transaction documents the worker has written so far."""
+    return worker.metric(INDEXED, {"kind": "transactions"})
+
+
+def wait_indexed(worker: WorkerProcess, total: int, timeout_s: float, every_s: float = 0.1) -> float:
+    """Poll the worker until `total` documents are indexed; returns the wall time (time.time) it saw that."""
+    deadline = time.monotonic() + timeout_s
+    while indexed(worker) < total:
+        if not worker.running or time.monotonic() > deadline:
+            raise ServiceError(f"bench worker stopped short of {total} documents:\n{worker.log_tail()}")
+        time.sleep(every_s)
+    return time.time()
+
+
+def pipeline_rate(s: Settings, worker: WorkerProcess, client: SearchClient, count: int) -> float:
+    """Transactions per second of the worker on the pre-produced topic, first event to last document indexed."""
+    worker.start()
+    worker.wait_ready()
+    ended = wait_indexed(worker, count, 600)
+    index = f"{s.search.index_prefix}-transactions-*"
+    client.refresh(index)
+    if client.count(index) != count:
+        raise ServiceError(f"expected {count} documents in {index}, found {client.count(index)}")
+    first = client.search(index, {"size": 0, "aggs": {"first": {"min": {"field": "processed_at"}}}})
+    return count / (ended - first["aggregations"]["first"]["value"] / 1000)
+
+
+def paced_send(s: Settings, records: list[dict[str, Any]], rate: float, sent: dict[str, float]) -> None:
+    """Produce `records` at `rate` per second, noting each id's send moment (perf_counter) in `sent`."""
+    with EventProducer(s) as producer:
+        began = time.perf_counter()
+        for i, record in enumerate(records):
+            delay = began + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            sent[record["id"]] = time.perf_counter()
+            producer.send_record("transactions", record)
+
+
+async def alert_latencies(s: Settings, worker: WorkerProcess, records: list[dict[str, Any]], rate: float,
+                          total: int) -> list[float]:
+    """Send `records` at `rate` while timing each alert's arrival; stops once `total` docs are in and alerts settle."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(s.topics.alerts_fraud, group_id=None, auto_offset_reset="earliest",
+                                **aiokafka_options(s.kafka))
+    await consumer.start()
+    sent: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+
+    async def poll() -> bool:
+        """Read what alerts are there (up to 100 ms), stamping first arrivals; True when any came."""
+        batches = await consumer.getmany(timeout_ms=100)
+        now = time.perf_counter()
+        for record in (r for rs in batches.values() for r in rs):
+            if (event_id := alert_event_id(record.value)) is not None:
+                arrived.setdefault(event_id, now)
+        return bool(batches)
+
+    async def produce_and_drain() -> None:
+        await asyncio.to_thread(paced_send, s, records, rate, sent)
+        await asyncio.to_thread(wait_indexed, worker, total, 300, 0.2)
+
+    try:
+        feeding = asyncio.create_task(produce_and_drain())
+        while not feeding.done():
+            await poll()
+        await feeding
+        quiet_since = time.perf_counter()
+        while time.perf_counter() - quiet_since < 3.0:  # the last batch's alerts follow its documents
+            if await poll():
+                quiet_since = time.perf_counter()
+    finally:
+        await consumer.stop()
+    return match_latencies(sent, arrived)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def run(count: int = 10_000, seconds: float = 20.0, device: str = "auto") -> dict[str, Any]:
+    """Fraud pipeline vs a plain consume->produce ceiling on the same topic, and alert latency at half rate."""
+    settings = get_settings()
+    run = f"bench{uuid.uuid4().hex[:8]}"
+    s, env = isolated(settings, run, "fraud")
+    scratch = f"{s.topics.transactions}-ceiling"
+    history = transactions(count, utc_now() - timedelta(hours=6), fraud_rate=0.02)
+    worker = WorkerProcess(env | {"LEPTON_MODELS__DEVICE": device},
+                           settings.local.state_dir / "run" / f"{run}.log", free_port())
+    client = connect(s.search)
+    try:
+        create_topics(s)
+        admin = admin_client(s)
+        spec = NewTopic(scratch, s.topics.transactions_partitions, s.kafka.replication_factor)
+        admin.create_topics([spec])[scratch].result(timeout=30)
+        console.print(f"producing {count} transactions...")
+        with EventProducer(s) as producer:
+            for record in history:
+                producer.send_record("transactions", record)
+            if producer.flush() or producer.stats.failed:
+                raise ServiceError(f"could not produce the transactions: {dict(producer.stats.errors)}")
+        console.print("(a) ceiling: plain aiokafka consume->produce...")
+        ceiling = asyncio.run(ceiling_rate(s, count, scratch))
+        console.print("(b) pipeline: fraud worker...")
+        pipeline = pipeline_rate(s, worker, client, count)
+        rate = pipeline / 2
+        start = datetime.fromisoformat(history[-1]["ts"]) + timedelta(seconds=5)
+        mixed = transactions(int(rate * seconds) + 1, start, fraud_rate=0.2, suffix="-l")
+        console.print(f"(c) alert latency: {len(mixed)} transactions at {rate:.0f}/s...")
+        latencies = asyncio.run(alert_latencies(s, worker, mixed, rate, count + len(mixed)))
+    finally:
+        worker.stop()
+        client.delete_prefix(s.search.index_prefix)
+        client.close()
+        delete_run(s, run)
+    result = {
+        "pipeline_per_s": round(pipeline, 1), "ceiling_per_s": round(ceiling, 1),
+        "pipeline_vs_ceiling": round(pipeline / ceiling, 3),
+        "alert_latency_p50_s": _rounded(percentile(latencies, 50)),
+        "alert_latency_p99_s": _rounded(percentile(latencies, 99)),
+        "count": count, "latency_rate_per_s": round(rate, 1), "latency_alerts": len(latencies), "device": device,
+    }
+    return result

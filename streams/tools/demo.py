@@ -1,0 +1,194 @@
+"""`lepton demo`: every pipeline on the local stack, with live progress and a closing summary.
+
+It brings the stack up, creates the topics, starts a worker, and produces generated traffic at a steady
+rate: headlines with one negative surge, card transactions with fraud scenarios, a catalog and shopping
+sessions (a few malformed messages included). A live table shows, per stream, what went in, what was
+scored and indexed, dead letters and alerts. Then a scripted shopper moves from one category to another
+and the summary shows their recommendations following, the alerts raised, and where to look.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from infra.local import stack
+from sinks.search import SearchClient, connect
+from streams.broker.producer import EventProducer
+from streams.broker.topics import create_topics
+from streams.core.events import utc_now
+from streams.core.settings import Settings, get_settings
+from streams.generators.shop import build_catalog
+from streams.tools.deadletters import read_topic
+from streams.tools.demo_feeds import SHOP_ITEMS, Feed, catalog_feed, clicks_feed, news_feed, transactions_feed
+from streams.tools.worker_process import WorkerProcess
+
+console = Console()
+SHOPPER = "user-demo-shopper"
+STREAMS = {"news": "news", "transactions": "transactions", "clicks": "recommendations"}  # stream -> index kind
+
+
+def run(news: int = 2000, transactions: int = 3000, clicks: int = 2000, rate: float = 100.0, seed: int = 42,
+        surge_ticker: str = "QFL") -> None:
+    """Run every pipeline on the local stack with generated traffic; live progress, then a summary."""
+    settings = get_settings()
+    stack.up(settings, report=console.print)
+    create_topics(settings)
+    started_at = utc_now()
+    worker = WorkerProcess({}, settings.local.state_dir / "run" / "demo-worker.log", settings.metrics_port)
+    worker.start()
+    client = connect(settings.search)
+    try:
+        catalog = catalog_feed(settings, seed)
+        catalog.start()
+        with console.status("starting the worker (loading the models, rebuilding the item index)..."):
+            worker.wait_ready()
+            catalog.join()
+        console.print(f"live console: [bold]{_console_url(settings)}[/] (open it in a browser while the demo runs)")
+        feeds = {"news": news_feed(settings, news, rate, seed, surge_ticker),
+                 "transactions": transactions_feed(settings, transactions, rate, seed),
+                 "clicks": clicks_feed(settings, clicks, rate, seed)}
+        figures = _run(settings, client, worker, feeds, started_at)
+        journey = _shopper(settings, client, seed, worker)
+    finally:
+        worker.stop()
+    _summary(settings, figures, journey, started_at, worker)
+    client.close()
+
+
+def _fresh(client: SearchClient, index: str, since: datetime) -> int:
+    client.refresh(index)
+    return client.count(index, {"range": {"processed_at": {"gte": since.isoformat()}}})
+
+
+def _run(settings: Settings, client: SearchClient, worker: WorkerProcess, feeds: dict[str, Feed],
+         started_at: datetime) -> dict[str, dict[str, float]]:
+    prefix = settings.search.index_prefix
+    for feed in feeds.values():
+        feed.start()
+    began = time.monotonic()
+    limit = 120 + 5 * max(feed.count / feed.rate for feed in feeds.values())
+    figures: dict[str, dict[str, float]] = {}
+    last_counts, last_change = (), time.monotonic()
+    with Live(console=console, refresh_per_second=4) as live:
+        while True:
+            for name, feed in feeds.items():
+                stream = getattr(settings.topics, name)
+                kind = STREAMS[name]
+                index = f"{prefix}-{kind}" if kind == "recommendations" else f"{prefix}-{kind}-*"
+                figures[name] = {
+                    "produced": feed.sent,
+                    "consumed": worker.metric("lepton_events_consumed_total", {"stream": stream}),
+                    "scored": worker.metric("lepton_events_scored_total", {"stream": stream}),
+                    "indexed": _fresh(client, index, started_at),
+                    "dead letters": worker.metric("lepton_events_deadlettered_total", {"stream": stream}),
+                }
+            figures["news"]["alerts"] = worker.metric("lepton_alerts_total", {"type": "sentiment"})
+            figures["transactions"]["alerts"] = worker.metric("lepton_alerts_total", {"type": "fraud"})
+            elapsed = time.monotonic() - began
+            live.update(_table(figures, elapsed))
+            counts = tuple((f["consumed"], f["scored"], f["dead letters"]) for f in figures.values())
+            if counts != last_counts:
+                last_counts, last_change = counts, time.monotonic()
+            if _settled(feeds, figures, quiet_s=time.monotonic() - last_change) or not worker.running \
+                    or elapsed > limit:
+                break
+            time.sleep(0.5)
+    for name in figures:
+        figures[name]["elapsed_s"] = time.monotonic() - began
+    return figures
+
+
+def _settled(feeds: dict[str, Feed], figures: dict[str, dict[str, float]], quiet_s: float) -> bool:
+    """Every feed sent and consumed, and every consumed event scored or dead-lettered; or, should some never be
+    (a replay after a rebalance is skipped, neither scored nor dead-lettered), nothing has moved for 5 s."""
+    if not all(feed.done.is_set() and figures[name]["consumed"] >= feed.sent for name, feed in feeds.items()):
+        return False
+    processed = all(f["scored"] + f["dead letters"] >= f["consumed"] for f in figures.values())
+    return processed or quiet_s >= 5.0
+
+
+def _table(figures: dict[str, dict[str, float]], elapsed: float) -> Table:
+    table = Table(title=f"lepton demo — {elapsed:.0f} s", min_width=72)
+    columns = ["produced", "consumed", "scored", "indexed", "dead letters", "alerts"]
+    table.add_column("stream")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for name, row in figures.items():
+        table.add_row(name, *(f"{row[c]:,.0f}" if c in row else "-" for c in columns))
+    return table
+
+
+def _shopper(settings: Settings, client: SearchClient, seed: int,
+             worker: WorkerProcess) -> list[tuple[str, list[str]]]:
+    """A scripted user clicks one category, then another; returns (category clicked, top-5 categories)."""
+    items = build_catalog(seed, SHOP_ITEMS)
+    category_of = {item.item_id: item.category for item in items}
+    first, second = sorted({item.category for item in items})[:2]
+    journey, clock = [], utc_now() - timedelta(minutes=10)
+    index = f"{settings.search.index_prefix}-recommendations"
+    for step, (category, count) in enumerate(((first, 6), (second, 10))):
+        picks = [item for item in items if item.category == category][:count]
+        with EventProducer(settings) as producer:
+            for i, item in enumerate(picks):
+                clock += timedelta(seconds=20)
+                producer.send_record("clicks", {
+                    "id": f"clk-demo-{step}-{i}", "ts": clock.isoformat(), "user_id": SHOPPER,
+                    "session_id": f"sess-demo-{step}", "item_id": item.item_id,
+                    "action": "purchase" if i % 4 == 3 else "view"})
+            producer.flush()
+        last, deadline = f"clk-demo-{step}-{len(picks) - 1}", time.monotonic() + 60
+        while time.monotonic() < deadline and worker.running:
+            client.refresh(index)
+            hits = client.search(index, {"query": {"ids": {"values": [SHOPPER]}}})["hits"]["hits"]
+            if hits and hits[0]["_source"]["event_id"] == last:
+                top = [category_of.get(r["item_id"], "?") for r in hits[0]["_source"]["items"][:5]]
+                journey.append((category, top))
+                break
+            time.sleep(0.5)
+    return journey
+
+
+def _summary(settings: Settings, figures: dict[str, dict[str, float]], journey: list[tuple[str, list[str]]],
+             started_at: datetime, worker: WorkerProcess) -> None:
+    since = started_at.isoformat().replace("+00:00", "Z")
+    console.line()  # off a terminal, the live table's last line ends without one
+    console.rule("summary")
+    for name, row in figures.items():
+        outcome = (f"recommendations refreshed for {row['indexed']:,.0f} users" if name == "clicks" else
+                   f"indexed {row['indexed']:,.0f} ({row['indexed'] / max(row['elapsed_s'], 1e-9):.0f}/s end to end)")
+        console.print(f"{name:>12}: produced {row['produced']:,.0f}, {outcome}, "
+                      f"dead letters {row['dead letters']:,.0f}")
+    sentiment, fraud = ([a for a in map(json.loads, read_topic(settings, topic)) if a["created_at"] >= since]
+                        for topic in (settings.topics.alerts_sentiment, settings.topics.alerts_fraud))
+    for alert in sentiment:
+        console.print(f"[bold red]SENTIMENT ALERT[/] {alert['severity']}: {alert['summary']}")
+    console.print(f"[bold red]{len(fraud)} fraud alerts[/], for example:")
+    for alert in fraud[:3]:
+        console.print(f"  {alert['severity']}: {alert['summary']}")
+    for category, top in journey:
+        console.print(f"[bold]{SHOPPER}[/] after clicking {category!r}: top-5 categories {top}")
+    prefix, url, prom = settings.search.index_prefix, settings.search.url, settings.local.prometheus_port
+    console.print(
+        "\nWhere to look:\n"
+        f"  scores:       curl '{url}/{prefix}-news-*/_search?q=tickers:QFL&sort=event_time:desc&size=3&pretty'\n"
+        f"  fraud:        curl '{url}/{prefix}-transactions-*/_search?q=decision:block&size=3&pretty'\n"
+        f"  recs:         curl '{url}/{prefix}-recommendations/_doc/{SHOPPER}?pretty'\n"
+        f"  alerts:       lepton topics tail {settings.topics.alerts_fraud}   |   "
+        f"curl '{url}/{prefix}-alerts-*/_search?pretty'\n"
+        f"  dead letters: lepton deadletter tail\n"
+        f"  Prometheus:   http://127.0.0.1:{prom}/graph?g0.expr=rate(lepton_events_scored_total[1m])\n"
+        f"  live console: {_console_url(settings)} (while a worker runs: `lepton worker`)\n"
+        f"  worker log:   {worker.log_path}",
+        soft_wrap=True,  # commands and URLs stay whole on one line, to copy (the terminal wraps them for display)
+    )
+
+
+def _console_url(settings: Settings) -> str:
+    """The worker's live console (streams/worker/console.py), served by its web server."""
+    return f"http://{settings.metrics_host}:{settings.metrics_port}/console"

@@ -1,0 +1,61 @@
+"""Labelled data from the generators, for `train`/`eval` when no file is given: card transactions with their truth
+(fraud) and a shop's catalog with click sessions (recommendations)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from models.fraud_data import Advance, LabelledData, from_segments
+from models.recs_eval import EvalConfig, Sample
+from streams.core.events import CatalogItem, ClickEvent, Transaction
+from streams.generators import TransactionGenerator
+from streams.generators.shop import ClickGenerator, build_catalog
+
+# Fraud: a seed expands into independent generator runs with different traffic densities (events per card per hour)
+# and start times of day, so the model sees sparse and busy cards at every hour.
+# (simulated events per second, cards, share of the requested count)
+SEGMENTS: list[tuple[float, int, float]] = [(50.0, 2000, 0.4), (2.0, 1000, 0.3), (0.2, 300, 0.3)]
+GENERATOR_EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
+GENERATOR_KEY = b"lepton-fraud-training-key-not-secret"  # tokens only need to be stable within a run
+SHOP_START = datetime(2024, 1, 1, tzinfo=UTC)  # fixed, so a seed means the same clicks on any day
+
+
+def _segment_stream(seed: int, index: int, count: int, fraud_rate: float) -> Iterator[tuple[Transaction, dict]]:
+    """`count` validated transactions and their truth from one generator run."""
+    rate, cards, _ = SEGMENTS[index]
+    rng = random.Random(seed * 1000 + index)
+    start = GENERATOR_EPOCH + timedelta(days=7 * index, hours=rng.uniform(0, 24))
+    generator = TransactionGenerator(
+        seed=seed * 1000 + index, start=start, rate_per_s=rate, fraud_rate=fraud_rate, n_cards=cards
+    )
+    for item in itertools.islice(generator, count):
+        yield Transaction.model_validate(item.record, context={"pii_key": GENERATOR_KEY}), item.truth or {}
+
+
+def fraud_from_generator(seed: int, count: int, fraud_rate: float = 0.02, advance: Advance | None = None
+                         ) -> LabelledData:
+    """`count` generated transactions (split over SEGMENTS) replayed through the per-card feature code."""
+    sizes = [int(count * share) for _, _, share in SEGMENTS]
+    sizes[0] += count - sum(sizes)
+    streams = (_segment_stream(seed, index, size, fraud_rate) for index, size in enumerate(sizes))
+    return from_segments(streams, f"generator seed={seed} count={count} fraud_rate={fraud_rate}", advance)
+
+
+def shop_sessions(config: EvalConfig) -> tuple[list[CatalogItem], list[Sample]]:
+    """The catalog and the click stream of `config.seed`, validated through the event models."""
+    catalog = [
+        CatalogItem(item_id=i.item_id, title=i.title, description=i.description, category=i.category, price=i.price)
+        for i in build_catalog(config.seed, config.n_items)
+    ]
+    generator = ClickGenerator(
+        seed=config.seed, start=SHOP_START, rate_per_s=config.rate_per_s, n_users=config.n_users,
+        n_items=config.n_items,
+    )
+    samples = [
+        Sample(ClickEvent.model_validate(record), (truth or {}).get("next_item_id"))
+        for record, truth in itertools.islice(generator, config.n_events)
+    ]
+    return catalog, samples

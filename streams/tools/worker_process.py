@@ -1,0 +1,143 @@
+"""Run `lepton worker` as a child process with its own settings (the demo, the bench and e2e tests use it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from streams.core.errors import ServiceError
+from streams.core.settings import Settings, get_settings
+
+
+class WorkerProcess:
+    """A pipeline worker in a child process; `env` overrides LEPTON_* settings for it alone."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, metrics_port: int) -> None:
+        self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", **env,
+                    "LEPTON_METRICS_PORT": str(metrics_port)}
+        self.log_path = log_path
+        self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        self.ready_url = f"http://127.0.0.1:{metrics_port}/ready"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the worker; its output goes to the log file."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        lepton = Path(sys.executable).parent / "lepton"
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen([str(lepton), "worker"], stdout=log, stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
+
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        """Wait until the worker's /ready says yes (models up, partitions held); fail with its log if it dies or
+        hangs."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise ServiceError(f"worker exited with {self._proc.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.ready_url, timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.5)
+        raise ServiceError(f"worker not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """The sum of the samples of one metric on the worker's /metrics matching `labels` (0 when absent)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
+            text = response.read().decode()
+        return sum(
+            float(sample.value)
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items())
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self, timeout_s: float = 60.0) -> int | None:
+        """SIGTERM (graceful: flush, commit), then SIGKILL after the timeout; returns the exit code."""
+        if self._proc is None:
+            return None
+        if self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGTERM)
+            try:
+                self._proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.wait()
+        self._tidy()
+        return self._proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, no goodbye (for crash tests)."""
+        if self._proc is not None and self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+            self._tidy()
+
+    def _tidy(self) -> None:
+        settings = get_settings()
+        worker_id = self.env.get("LEPTON_WORKER_ID") or settings.worker_id
+        remove_empty_folders(settings.local.state_dir / "faust" / f"{worker_id}-data")
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return "(no worker log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def isolated(settings: Settings, run: str, pipelines: str) -> tuple[Settings, dict[str, str]]:
+    """Settings with topics, index prefix and consumer group of their own, and the env that gives a worker them.
+
+    Benchmarks and tests use this so that runs never see each other's data.
+    """
+    topics = settings.topics.model_copy(update={
+        name: f"{getattr(settings.topics, name)}-{run}"
+        for name, field in type(settings.topics).model_fields.items() if field.annotation is str
+    })
+    search = settings.search.model_copy(update={"index_prefix": f"{settings.search.index_prefix}-{run}"})
+    isolated_settings = settings.model_copy(update={
+        "topics": topics, "search": search, "worker_id": f"{settings.worker_id}-{run}", "pipelines": pipelines,
+    })
+    env = {f"LEPTON_TOPICS__{name.upper()}": value for name, value in topics.model_dump().items()
+           if isinstance(value, str)}
+    env |= {"LEPTON_SEARCH__INDEX_PREFIX": search.index_prefix, "LEPTON_WORKER_ID": isolated_settings.worker_id,
+            "LEPTON_PIPELINES": pipelines}
+    return isolated_settings, env
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def remove_empty_folders(folder: Path) -> None:
+    """Remove `folder` and the folders in it, bottom up, as far as they hold no files.
+
+    Faust makes a data folder per worker id; with tables in memory it stays empty, and every isolated run (bench,
+    chaos, tests) has a worker id of its own: without this, `.lepton/faust` collects one empty folder per run.
+    """
+    if not folder.is_dir():
+        return
+    for path in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(path.iterdir()):
+            path.rmdir()
+    if not any(folder.iterdir()):
+        folder.rmdir()

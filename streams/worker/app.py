@@ -1,0 +1,109 @@
+"""The Faust app of a worker process, built by a function (nothing happens at import time).
+
+One worker holds one `Runtime` (runtime.py): the models, one dynamic batcher per model, the search sink and the
+checkpoint. Agents read micro-batches, hand them to their pipeline through the checkpoint (checkpoint.py), and
+Faust acks a batch's offsets only after its documents, alerts and dead letters are durable. The sentiment agent
+works on several micro-batches at once (the model scores one while the search engine takes the last); the fraud
+and recommendation agents keep per-key state and take one at a time. Beyond that, scale by partitions and worker
+processes. `LEPTON_PIPELINES` chooses which pipelines a worker runs. When the worker stops, Faust stops the agents
+(each finishes its batch), flushes and stops the producer, then the runtime closes the batchers and the sink.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.core.settings import KafkaSettings, Settings
+from streams.worker import console
+from streams.worker.checkpoint import consume
+from streams.worker.faust_fixes import LeptonApp
+from streams.worker.health import ConsumerHealth, watch
+from streams.worker.runtime import Runtime
+
+
+def faust_credentials(kafka: KafkaSettings) -> Any:
+    """The Faust worker's `broker_credentials`: SASL (over TLS for SASL_SSL), TLS alone, or None."""
+    context = kafka.ssl_context()
+    if kafka.uses_sasl:
+        assert kafka.sasl_password is not None  # checked by the settings
+        return faust.SASLCredentials(username=kafka.sasl_username, password=kafka.sasl_password.get_secret_value(),
+                                     ssl_context=context, mechanism=kafka.sasl_mechanism)
+    return faust.SSLCredentials(context) if context is not None else None
+
+
+def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
+    """The worker's Faust app with its agents and web pages, and the runtime they share."""
+    faust_dir = settings.local.state_dir / "faust"
+    faust_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last folder of its datadir
+    app = LeptonApp(  # faust.App with four fixes (faust_fixes.py)
+        settings.worker_id,
+        broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
+        broker_credentials=faust_credentials(settings.kafka),  # SASL and/or TLS from LEPTON_KAFKA__*
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        datadir=str(faust_dir / "{conf.name}-data"),  # not the working directory
+        topic_replication_factor=settings.kafka.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        broker_session_timeout=settings.kafka.session_timeout_s,
+        producer_acks=-1,
+        web_enabled=True,
+        web_bind=settings.metrics_host,
+        web_host=settings.metrics_host,
+        web_port=settings.metrics_port,
+        web_in_thread=True,
+    )
+    runtime = Runtime(settings, app)
+    app.on_close(runtime.close)
+    health = ConsumerHealth(settings.stall_after_s)
+    batching, topics = settings.batching, settings.topics
+
+    def table(name: str, partitions: int) -> Any:
+        """A changelog-backed table of JSON values keyed by the source topic's key (same partitioner)."""
+        return app.Table(name, partitions=partitions, use_partitioner=True,
+                         schema=faust.Schema(key_serializer="json", value_serializer="json"))
+
+    def agent(topic: str, partitions: int, pipeline: str, take_max: int = 0, in_flight: int = 1) -> None:
+        """One agent: micro-batches of `topic` into the named pipeline, acked once it returns; `in_flight`
+        actors share the topic's queue, each with a micro-batch of its own."""
+        source = app.topic(topic, key_type=bytes, value_type=bytes, partitions=partitions)
+
+        async def agent_loop(stream: faust.StreamT) -> None:
+            await runtime.ready()
+            await consume(stream, take_max or batching.take_max, batching.take_within_s, runtime.runner(pipeline))
+
+        app.agent(source, concurrency=in_flight, name=pipeline)(agent_loop)
+
+    if settings.runs("sentiment"):
+        agent(topics.news, topics.news_partitions, "sentiment", in_flight=batching.sentiment_batches_in_flight)
+    if settings.runs("fraud"):
+        runtime.card_states = table("card-state", topics.transactions_partitions)
+        agent(topics.transactions, topics.transactions_partitions, "fraud", take_max=batching.fraud_batch_size)
+    if settings.runs("recs"):
+        runtime.user_states = table("user-interest", topics.clicks_partitions)
+        agent(topics.catalog, topics.catalog_partitions, "catalog")
+        agent(topics.clicks, topics.clicks_partitions, "clicks")
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/ready")
+    async def ready_page(web: Any, request: Any) -> Any:
+        ready = runtime.consuming and not health.crashed
+        return web.json({"ready": ready, "crashed": health.crashed}, status=200 if ready else 503)
+
+    @app.page("/live")
+    async def live_page(web: Any, request: Any) -> Any:
+        problems = health.problems(time.time())
+        return web.json({"live": not problems, "problems": problems}, status=503 if problems else 200)
+
+    watch(app, health)
+    console.register(app, runtime, health)
+
+    return app, runtime

@@ -1,0 +1,161 @@
+"""What one worker process shares between its agents: models, one batcher per model, the sink and the checkpoint.
+
+Started once, on the first agent's demand (models load before the consumer group is joined), and closed when the
+worker stops: `close` stops the batchers (they score what was submitted, then end their threads) and flushes and
+closes the search sink. The Kafka producer is Faust's: the app flushes and stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+
+from models.batcher import DynamicBatcher, share_cpu_threads
+from sinks import metrics
+from sinks.search import connect
+from sinks.search_sink import SearchSink
+from streams.core.decoding import Decoder
+from streams.core.record import Record
+from streams.core.settings import Settings
+from streams.worker.checkpoint import Checkpoint
+from streams.worker.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """The per-process resources every agent shares."""
+
+    def __init__(self, settings: Settings, app: faust.App) -> None:
+        self.settings = settings
+        self.app = app
+        self.decoder = Decoder(settings)
+        self._started: asyncio.Task[None] | None = None
+        self.sink: SearchSink | None = None
+        self.checkpoint: Checkpoint | None = None
+        self.batchers: list[DynamicBatcher[Any, Any]] = []
+        self.pipelines: dict[str, Pipeline[Any, Any]] = {}
+        self.user_states: Any = None  # the Faust table of user interests (recs)
+        self.card_states: Any = None  # the Faust table of per-card state (fraud)
+
+    @property
+    def started(self) -> bool:
+        """True once every model, batcher and the sink are up."""
+        return self._started is not None and self._started.done() and self._started.exception() is None
+
+    @property
+    def consuming(self) -> bool:
+        """True once everything is up and the consumer holds its partitions (after the first rebalance, not during
+        one): what `/ready` reports. The models load before the group is joined, so a worker whose models are up
+        may still be some hundred milliseconds away from fetching its first record."""
+        return self.started and self.app.rebalancing_count > 0 and not self.app.rebalancing
+
+    async def ready(self) -> None:
+        """Start everything once; concurrent callers wait for the same start."""
+        if self._started is None:
+            self._started = asyncio.ensure_future(self._start())
+        await self._started
+
+    def runner(self, pipeline: str) -> Callable[[list[Record]], Awaitable[None]]:
+        """What an agent runs per micro-batch: the pipeline, guarded by the checkpoint (which exists once ready)."""
+
+        async def run(records: list[Record]) -> None:
+            assert self.checkpoint is not None, "await ready() first"
+            await self.checkpoint.run(pipeline, self.pipelines[pipeline].process, records)
+
+        return run
+
+    async def publish(self, topic: str, key: bytes, value: bytes) -> None:
+        """Send one message and wait until the broker has it (acks=all)."""
+        await self.app.producer.send_and_wait(topic, key, value, None, None, None)
+
+    async def close(self) -> None:
+        """Stop the batchers (after what was submitted is scored) and flush and close the sink; idempotent."""
+        batchers, self.batchers = self.batchers, []
+        await asyncio.gather(*(batcher.stop() for batcher in batchers))
+        if self.sink is not None:
+            sink, self.sink = self.sink, None
+            refused = await sink.flush()  # the agents flush at every checkpoint: normally nothing is left
+            if refused:
+                log.error("search sink: %d documents refused at shutdown", len(refused))
+            sink.close()
+        log.info("runtime closed: %d batchers stopped, search sink closed", len(batchers))
+
+    async def _start(self) -> None:
+        s = self.settings
+        share_cpu_threads(s.batching.model_threads)  # each batcher runs this many batches at once
+        self.sink = SearchSink(await asyncio.to_thread(connect, s.search), s.search)
+        await self.sink.start()
+        self.checkpoint = Checkpoint(s, self.sink, self.publish, self.decoder.pii_key)
+        if s.runs("sentiment"):
+            await self._start_sentiment()
+        if s.runs("fraud"):
+            await self._start_fraud()
+        if s.runs("recs"):
+            await self._start_recs()
+        # What start-up loaded (modules, models, the item index: about 560,000 objects) lives as long as the worker:
+        # keep it out of the garbage collector's way. A full collection walks every tracked object while it holds
+        # the GIL, so with these in it one took 0.44 s of a busy worker (measured), the model threads waiting.
+        gc.collect()
+        gc.freeze()
+
+    async def _start_sentiment(self) -> None:
+        from models.sentiment import WARMUP_TEXT, SentimentModel
+        from models.surge import SurgeDetector
+        from streams.worker.sentiment import SentimentPipeline
+
+        s = self.settings
+        model = await asyncio.to_thread(SentimentModel.load, None, s.models.device)
+        log.info("sentiment model %s %s on %s", model.name, model.version_tag, model.encoder.device)
+        batcher = await self._batcher(model.predict, "sentiment", warmup=[WARMUP_TEXT] * s.batching.max_batch_size)
+        assert self.checkpoint is not None
+        self.pipelines["sentiment"] = SentimentPipeline(s, self.decoder, self.checkpoint, batcher.submit,
+                                                        SurgeDetector(s.surge))
+
+    async def _start_fraud(self) -> None:
+        from models.fraud import FraudModel
+        from streams.worker.fraud import FraudPipeline
+
+        model = await asyncio.to_thread(FraudModel.load, None, self.settings.models.device)
+        batcher = await self._batcher(model.score_batch, "fraud", self.settings.batching.fraud_batch_size)
+        assert self.checkpoint is not None
+        self.pipelines["fraud"] = FraudPipeline(self.settings, self.decoder, self.checkpoint, batcher.submit,
+                                                self.card_states)
+
+    async def _start_recs(self) -> None:
+        from models.encoder import get_encoder
+        from models.item_index import ItemIndex, embed_items
+        from models.recs import Popularity
+        from streams.broker.topics import read_records
+        from streams.worker.recs import CatalogPipeline, ClicksPipeline
+
+        s = self.settings
+        assert self.checkpoint is not None
+        encoder = await asyncio.to_thread(get_encoder, s.models.device)
+        batcher = await self._batcher(lambda items: list(embed_items(items, encoder)), "encoder")
+        index = ItemIndex(encoder.device)
+        catalog = CatalogPipeline(s, self.decoder, self.checkpoint, batcher.submit, index)
+        # The index lives in memory: rebuild it from the compacted catalog before serving recommendations.
+        records = await asyncio.to_thread(read_records, s, s.topics.catalog, None, 300.0)
+        for start in range(0, len(records), 512):
+            await catalog.process(records[start:start + 512])
+        log.info("item index rebuilt from %d catalog records: %d items", len(records), len(index))
+        self.pipelines["catalog"] = catalog
+        self.pipelines["clicks"] = ClicksPipeline(s, self.decoder, self.checkpoint, index,
+                                                  Popularity.from_settings(s.recs), self.user_states)
+
+    async def _batcher(self, fn: Any, name: str, max_batch_size: int | None = None, warmup: list[Any] | None = None
+                       ) -> DynamicBatcher[Any, Any]:
+        batching = self.settings.batching
+        if max_batch_size:
+            batching = batching.model_copy(update={"max_batch_size": max_batch_size})
+        batcher: DynamicBatcher[Any, Any] = DynamicBatcher.from_settings(
+            fn, name=name, batching=batching, warmup=warmup or (), observe=metrics.batch_observer(name))
+        self.batchers.append(batcher)
+        await batcher.start()
+        return batcher
