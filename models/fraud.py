@@ -1,4 +1,5 @@
-"""Fraud model: a small MLP over the per-card features, Platt-calibrated, with reason codes per score.
+"""Fraud model: a small MLP over the card and merchant features, Platt-calibrated, with reason codes per score and
+the review and block thresholds that meet the alert budget on validation data.
 
 Pipeline per batch (one call, on the configured device): raw features -> fixed transform (log1p of
 heavy-tailed counts and amounts, clipped z-score, hour as sin/cos) -> standardisation -> MLP logit ->
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from models.fraud_features import FEATURE_NAMES, INDEX
-from models.fraud_reasons import reasons_for
+from models.fraud_reasons import Wording, reasons_for
 from streams.core.errors import ModelArtifactError
 
 MODEL_NAME = "fraud-mlp"
@@ -35,6 +36,8 @@ IG_STEPS = 8
 LOG1P = {
     "amount", "history_count", "count_1h", "sum_1h", "count_24h", "sum_24h", "seconds_since_prev",
     "distance_km", "speed_kmh", "location_gap_min", "km_from_known_places", "device_uses",
+    "count_7d", "mean_amount_7d", "count_30d", "mean_amount_30d",
+    "merchant_count_1d", "merchant_count_7d", "merchant_count_30d", "merchant_frauds_30d",
 }  # fmt: skip
 Z_CLIP = 10.0
 Decision = Literal["approve", "review", "block"]
@@ -48,7 +51,7 @@ def _columns() -> list[tuple[str, str]]:
             columns += [(name, "sin"), (name, "cos")]
         elif name == "amount_ratio":
             columns.append((name, "log"))
-        elif name == "amount_z":
+        elif name in ("amount_z", "amount_z_category"):
             columns.append((name, "clip"))
         else:
             columns.append((name, "log1p" if name in LOG1P else "identity"))
@@ -98,6 +101,15 @@ class FraudNet(nn.Module):
 
 
 @dataclass(frozen=True)
+class ScoreRequest:
+    """One transaction to score: its features, and its amount as paid when that differs from the reference
+    currency (shown in the reasons beside the converted amount, e.g. "795.29 KRW")."""
+
+    features: np.ndarray
+    paid: str | None = None
+
+
+@dataclass(frozen=True)
 class FraudScore:
     """One scored transaction: calibrated probability, up to three reasons (code and words), the model."""
 
@@ -110,6 +122,18 @@ class FraudScore:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where decisions change: review from `review`, block from `block` (calibrated probabilities)."""
+
+    review: float = 0.5
+    block: float = 0.9
+
+    def decide(self, probability: float) -> Decision:
+        """approve below review, block at or above block, review in between."""
+        return decide(probability, self.review, self.block)
 
 
 def decide(probability: float, review_threshold: float, block_threshold: float) -> Decision:
@@ -148,6 +172,10 @@ class FraudModel:
         self.meta = meta or {}
         self.name = str(self.meta.get("model_name", MODEL_NAME))
         self.version = str(self.meta.get("version", "untrained"))
+        limits = self.meta.get("thresholds", {})
+        self.thresholds = Thresholds(float(limits.get("review", 0.5)), float(limits.get("block", 0.9)))
+        self.delay_days = int(self.meta.get("label_delay_days", 7))
+        self.currency = str(self.meta.get("reference_currency", "EUR"))
         self._source = torch.from_numpy(SOURCE).to(self.device)
         self._reference = self._tensor(self.standardize(self.reference[None, :]))[0]
 
@@ -230,20 +258,22 @@ class FraudModel:
 
     def score(self, X: np.ndarray) -> tuple[np.ndarray, list[list[str]]]:
         """Calibrated probabilities [n] and up to three reasons (words) per row."""
-        scores = self.score_batch(list(np.asarray(X, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))))
+        rows = np.asarray(X, dtype=np.float64).reshape(-1, len(FEATURE_NAMES))
+        scores = self.score_batch([ScoreRequest(row) for row in rows])
         return np.asarray([s.probability for s in scores]), [s.reasons for s in scores]
 
-    def score_batch(self, rows: Sequence[np.ndarray]) -> list[FraudScore]:
-        """Score feature vectors in one batch (the DynamicBatcher function; runs in the batcher's thread)."""
-        if not rows:
+    def score_batch(self, requests: Sequence[ScoreRequest]) -> list[FraudScore]:
+        """Score transactions in one batch (the DynamicBatcher function; runs in the batcher's thread)."""
+        if not requests:
             return []
-        X = np.vstack([np.asarray(row, dtype=np.float64).reshape(1, -1) for row in rows])
+        X = np.vstack([np.asarray(r.features, dtype=np.float64).reshape(1, -1) for r in requests])
         logits, attributions = self.attributions(X)
         probabilities = self.calibrate(logits)
         typical = float(self.reference[INDEX["amount"]])
         results = []
         for i, p in enumerate(probabilities.tolist()):
-            reasons = reasons_for(X[i], attributions[i], typical)
+            words = Wording(typical, self.currency, requests[i].paid, self.delay_days)
+            reasons = reasons_for(X[i], attributions[i], words)
             results.append(
                 FraudScore(
                     probability=float(p),

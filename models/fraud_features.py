@@ -1,245 +1,73 @@
-"""Per-card fraud features: a small JSON-serialisable state per card and a pure `update(state, txn)`.
+"""The fraud model's features for one transaction: its card's (card_features.py) and its merchant's
+(merchant_features.py), in that order, each against the state before the transaction.
 
-Features describe a transaction against the card's history BEFORE it (the transaction is added to the state
-afterwards), so training, evaluation and the live agent compute exactly the same numbers. The state is the
-value of the fraud agent's Faust table (keyed by card token): `state.to_dict()` / `CardState.from_dict()`.
-
-Memory is bounded per card: at most `MAX_WINDOW` (timestamp, amount) pairs from the last 24 h (counts and sums
-saturate there), and the most recent `MAX_MERCHANTS` merchants, `MAX_MCCS` categories, `MAX_COUNTRIES`
-countries, `MAX_DEVICES` devices and `MAX_PLACES` places (least recently used forgotten first).
-
-Values for a card's first transaction (empty state): amount_z 0, amount_ratio 1, history_count 0, window
-counts and sums 0, seconds_since_prev `MAX_GAP_S` (30 days, "long ago"), distance, speed, location gap and
-km from known places 0, merchant/mcc/country novelty 1, device_new 1 when a device is given (else 0),
-device_uses 0, devices_known 0, channel_changed 0; local time uses the transaction's longitude, else UTC.
-
-Events of one card are expected in time order (Kafka keeps a card's events in order); a late event gets a
-gap of 0 and is compared with the windows as of its own time.
+The live pipeline computes the two halves in two stages (the card stage keyed by card, the merchant stage keyed by
+merchant); a replay of files computes both in one process with the same steps, so training, evaluation and the
+pipeline see the same numbers. Amounts are converted to the reference currency first (`FeatureConfig`); a
+currency without a rate is an error that names the setting to fix.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
-from streams.core.events import Transaction
+from models.card_features import CARD_FEATURES, CardState, mark_fraud, update
+from models.merchant_features import MERCHANT_FEATURES, MerchantState, add_label, add_transaction, features
+from streams.core.errors import ConfigurationError
+from streams.core.events import ChargebackLabel, Transaction
 
-HOUR_S = 3600.0
-DAY_S = 24 * HOUR_S
-MAX_GAP_S = 30 * DAY_S
-MAX_WINDOW = 128
-MAX_MERCHANTS = 32
-MAX_MCCS = 16
-MAX_COUNTRIES = 8
-MAX_DEVICES = 4
-MAX_PLACES = 8  # recent card-present places, rounded to 0.1 degree (about 10 km)
-MIN_SPEED_GAP_S = 60.0  # speed divides by at least one minute: a few km "instantly" is not Mach 10
-PRIOR_LOG_STD = 0.5  # prior spread of log-amounts, weighted as PRIOR_WEIGHT observations
-PRIOR_WEIGHT = 2.0
-NIGHT_HOURS = (0.0, 5.0)  # local solar time [00:00, 05:00)
-EARTH_DIAMETER_KM = 12_742.0
-
-FEATURE_NAMES: list[str] = [
-    "amount",  # in the transaction's currency (major units)
-    "amount_z",  # z-score of log(amount) against the card's history (prior-smoothed spread)
-    "amount_ratio",  # amount / the card's usual amount (geometric mean of earlier amounts)
-    "history_count",  # earlier transactions of the card
-    "count_1h",  # earlier transactions in the last hour (t - 1 h, t]
-    "sum_1h",
-    "count_24h",  # earlier transactions in the last 24 h (t - 24 h, t]
-    "sum_24h",
-    "seconds_since_prev",  # since the card's previous transaction, capped at MAX_GAP_S
-    "distance_km",  # great-circle distance from the card's previous located transaction
-    "speed_kmh",  # distance / time since that transaction (at least MIN_SPEED_GAP_S)
-    "location_gap_min",  # minutes since that located transaction
-    "km_from_known_places",  # distance to the nearest of the card's recent card-present places
-    "merchant_new",  # 1 if the merchant is not among the card's recent merchants
-    "mcc_new",  # 1 if the merchant category is not among the card's recent categories
-    "country_new",  # 1 if the country is not among the card's recent countries
-    "device_new",  # 1 if a device is given and not among the card's known devices
-    "device_uses",  # earlier uses of this device on the card (0 if none or new)
-    "devices_known",  # devices the card has used (at most MAX_DEVICES)
-    "channel_online",  # 1 for card-not-present (online) purchases
-    "channel_changed",  # 1 if the channel differs from the card's previous transaction
-    "local_hour",  # local solar time in hours [0, 24): UTC + longitude / 15
-    "night",  # 1 if local_hour is in [0, 5)
-]
+FEATURE_NAMES: list[str] = [*CARD_FEATURES, *MERCHANT_FEATURES]
 INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
+CARD_PART = slice(0, len(CARD_FEATURES))
+MERCHANT_PART = slice(len(CARD_FEATURES), len(FEATURE_NAMES))
 
 
-def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance between two points in km (mean Earth radius 6,371 km)."""
-    p1, q1, p2, q2 = map(math.radians, (lat1, lon1, lat2, lon2))
-    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin((q2 - q1) / 2) ** 2
-    return EARTH_DIAMETER_KM * math.asin(math.sqrt(min(1.0, h)))
-
-
-def _touch(items: tuple[str, ...], item: str, cap: int) -> tuple[str, ...]:
-    """LRU update: `item` becomes the most recent, the oldest falls off beyond `cap`."""
-    kept = (*(x for x in items if x != item), item)
-    return kept[-cap:]
+class UnknownCurrencyError(ConfigurationError):
+    """A transaction's currency has no rate to the reference currency."""
 
 
 @dataclass(frozen=True)
-class CardState:
-    """Everything remembered about one card (immutable; `update` returns a new one)."""
+class FeatureConfig:
+    """What the features depend on besides the events: the label delay and the currency rates."""
 
-    n: int = 0  # transactions seen
-    mean_log: float = 0.0  # Welford running mean of log(amount)
-    m2_log: float = 0.0  # Welford running sum of squared deviations of log(amount)
-    last_ts: float | None = None  # newest event time seen (Unix seconds)
-    last_channel: str | None = None
-    last_lat: float | None = None  # the previous located (card-present) transaction
-    last_lon: float | None = None
-    last_loc_ts: float | None = None
-    window: tuple[tuple[float, float], ...] = ()  # (ts, amount) of the last 24 h, oldest first
-    merchants: tuple[str, ...] = ()
-    mccs: tuple[str, ...] = ()
-    countries: tuple[str, ...] = ()
-    devices: tuple[tuple[str, int], ...] = ()  # (device id, uses), least recently used first
-    places: tuple[tuple[float, float], ...] = ()  # rounded (lat, lon), least recently used first
+    delay_days: int = 7
+    reference_currency: str = "EUR"
+    rates: Mapping[str, float] | None = None  # units of the reference currency per unit of each currency
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (tuples become lists)."""
-        return {
-            "n": self.n, "mean_log": self.mean_log, "m2_log": self.m2_log, "last_ts": self.last_ts,
-            "last_channel": self.last_channel, "last_lat": self.last_lat, "last_lon": self.last_lon,
-            "last_loc_ts": self.last_loc_ts, "window": [list(pair) for pair in self.window],
-            "merchants": list(self.merchants), "mccs": list(self.mccs), "countries": list(self.countries),
-            "devices": [list(pair) for pair in self.devices], "places": [list(pair) for pair in self.places],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CardState:
-        """Inverse of `to_dict` (accepts what JSON gives back)."""
-        values = dict(data)
-        values["window"] = tuple((float(t), float(a)) for t, a in values.get("window", ()))
-        values["devices"] = tuple((str(d), int(u)) for d, u in values.get("devices", ()))
-        values["places"] = tuple((float(a), float(b)) for a, b in values.get("places", ()))
-        for name in ("merchants", "mccs", "countries"):
-            values[name] = tuple(values.get(name, ()))
-        return cls(**values)
-
-    @property
-    def log_std(self) -> float:
-        """Spread of log(amount): Welford variance smoothed towards PRIOR_LOG_STD (defined from n = 1)."""
-        return math.sqrt((self.m2_log + PRIOR_WEIGHT * PRIOR_LOG_STD**2) / (self.n - 1 + PRIOR_WEIGHT))
+    def to_reference(self, amount: float, currency: str) -> float:
+        """`amount` of `currency` in the reference currency."""
+        if currency == self.reference_currency:
+            return amount
+        rate = (self.rates or {}).get(currency)
+        if rate is None:
+            raise UnknownCurrencyError(
+                f"no exchange rate for {currency} to {self.reference_currency}: add it to LEPTON_FRAUD__RATES "
+                f'(JSON, for example {{"{currency}": 0.5}}: {self.reference_currency} per {currency})')
+        return amount * rate
 
 
-def _window_stats(window: tuple[tuple[float, float], ...], t: float, span: float) -> tuple[int, float]:
-    """Count and sum of amounts with t - span < ts <= t (the window is sorted by time)."""
-    count, total = 0, 0.0
-    for ts, amount in reversed(window):
-        if ts <= t - span:
-            break
-        if ts <= t:
-            count, total = count + 1, total + amount
-    return count, total
+def card_step(state: CardState | None, txn: Transaction, config: FeatureConfig) -> tuple[CardState, np.ndarray]:
+    """The card half of the features and the card's state after the transaction."""
+    return update(state, txn, config.to_reference(txn.amount, txn.currency))
 
 
-def _local_hour(t: float, lon: float | None) -> float:
-    """Local solar hour of day for Unix time t at longitude lon (UTC when unknown)."""
-    return ((t / HOUR_S) + (lon or 0.0) / 15.0) % 24.0
-
-
-def features_of(state: CardState, txn: Transaction) -> np.ndarray:
-    """The feature vector of `txn` against the card's history (the state is not changed)."""
+def merchant_step(state: MerchantState | None, txn: Transaction, config: FeatureConfig
+                  ) -> tuple[MerchantState, np.ndarray]:
+    """The merchant half of the features and the merchant's state after the transaction (a new state)."""
     t = txn.ts.timestamp()
-    log_amount = math.log(txn.amount)
-    f = np.zeros(len(FEATURE_NAMES), dtype=np.float64)
-    f[INDEX["amount"]] = txn.amount
-    f[INDEX["history_count"]] = state.n
-    if state.n:
-        f[INDEX["amount_z"]] = (log_amount - state.mean_log) / state.log_std
-        f[INDEX["amount_ratio"]] = txn.amount / math.exp(state.mean_log)
-    else:
-        f[INDEX["amount_ratio"]] = 1.0
-    f[INDEX["count_1h"]], f[INDEX["sum_1h"]] = _window_stats(state.window, t, HOUR_S)
-    f[INDEX["count_24h"]], f[INDEX["sum_24h"]] = _window_stats(state.window, t, DAY_S)
-    gap = MAX_GAP_S if state.last_ts is None else min(max(t - state.last_ts, 0.0), MAX_GAP_S)
-    f[INDEX["seconds_since_prev"]] = gap
-    if txn.lat is not None and txn.lon is not None and state.last_lat is not None and state.last_lon is not None:
-        km = haversine_km(state.last_lat, state.last_lon, txn.lat, txn.lon)
-        loc_gap = max(t - (state.last_loc_ts or t), 0.0)
-        f[INDEX["distance_km"]] = km
-        f[INDEX["speed_kmh"]] = km * HOUR_S / max(loc_gap, MIN_SPEED_GAP_S)
-        f[INDEX["location_gap_min"]] = loc_gap / 60.0
-    if txn.lat is not None and txn.lon is not None and state.places:
-        f[INDEX["km_from_known_places"]] = min(haversine_km(a, b, txn.lat, txn.lon) for a, b in state.places)
-    f[INDEX["merchant_new"]] = txn.merchant_id not in state.merchants
-    f[INDEX["mcc_new"]] = txn.mcc not in state.mccs
-    f[INDEX["country_new"]] = txn.country not in state.countries
-    uses = dict(state.devices)
-    if txn.device_id is not None:
-        f[INDEX["device_new"]] = txn.device_id not in uses
-        f[INDEX["device_uses"]] = uses.get(txn.device_id, 0)
-    f[INDEX["devices_known"]] = len(uses)
-    f[INDEX["channel_online"]] = txn.channel == "online"
-    f[INDEX["channel_changed"]] = state.last_channel is not None and txn.channel != state.last_channel
-    hour = _local_hour(t, txn.lon if txn.lon is not None else state.last_lon)
-    f[INDEX["local_hour"]] = hour
-    f[INDEX["night"]] = NIGHT_HOURS[0] <= hour < NIGHT_HOURS[1]
-    return f
+    row = features(state, t, config.delay_days)
+    return add_transaction(state.copy() if state else None, t, config.delay_days), row
 
 
-def absorb(state: CardState, txn: Transaction) -> CardState:
-    """The state after `txn` (Welford step, windows pruned to 24 h and capped, LRU sets touched)."""
-    t = txn.ts.timestamp()
-    log_amount = math.log(txn.amount)
-    n = state.n + 1
-    delta = log_amount - state.mean_log
-    mean = state.mean_log + delta / n
-    m2 = state.m2_log + delta * (log_amount - mean)
-    newest = t if state.last_ts is None else max(state.last_ts, t)
-    window = list(state.window)
-    bisect.insort(window, (t, txn.amount), key=lambda pair: pair[0])
-    keep = bisect.bisect_right(window, newest - DAY_S, key=lambda pair: pair[0])
-    window = window[max(keep, len(window) - MAX_WINDOW) :]
-    located = txn.lat is not None and txn.lon is not None and (state.last_loc_ts is None or t >= state.last_loc_ts)
-    devices = state.devices
-    places = state.places
-    if txn.lat is not None and txn.lon is not None:
-        place = (round(txn.lat, 1), round(txn.lon, 1))
-        places = (*(p for p in places if p != place), place)[-MAX_PLACES:]
-    if txn.device_id is not None:
-        uses = dict(devices).get(txn.device_id, 0) + 1
-        devices = (*((d, u) for d, u in devices if d != txn.device_id), (txn.device_id, uses))[-MAX_DEVICES:]
-    return replace(
-        state,
-        n=n,
-        mean_log=mean,
-        m2_log=m2,
-        last_ts=newest,
-        last_channel=txn.channel if t >= newest else state.last_channel,
-        last_lat=txn.lat if located else state.last_lat,
-        last_lon=txn.lon if located else state.last_lon,
-        last_loc_ts=t if located else state.last_loc_ts,
-        window=tuple(window),
-        merchants=_touch(state.merchants, txn.merchant_id, MAX_MERCHANTS),
-        mccs=_touch(state.mccs, txn.mcc, MAX_MCCS),
-        countries=_touch(state.countries, txn.country, MAX_COUNTRIES),
-        devices=devices,
-        places=places,
-    )
+def label_merchant(state: MerchantState | None, label: ChargebackLabel, config: FeatureConfig) -> MerchantState:
+    """The merchant's state after an outcome of one of its transactions (a new state)."""
+    return add_label(state.copy() if state else None, label.transaction_id, label.transaction_ts.timestamp(),
+                     label.reported_at.timestamp(), label.fraud, config.delay_days)
 
 
-def update(state: CardState | None, txn: Transaction) -> tuple[CardState, np.ndarray]:
-    """Features of `txn` against the card's history, and the card's new state (None: a card never seen)."""
-    state = state or CardState()
-    return absorb(state, txn), features_of(state, txn)
-
-
-def featurize_stream(transactions: Iterable[Transaction]) -> tuple[dict[str, CardState], np.ndarray]:
-    """Replay time-ordered transactions through `update`: final state per card token and X [n, features]."""
-    states: dict[str, CardState] = {}
-    rows: list[np.ndarray] = []
-    for txn in transactions:
-        states[txn.card_token], row = update(states.get(txn.card_token), txn)
-        rows.append(row)
-    X = np.vstack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)))
-    return states, X
+def label_card(state: CardState | None, label: ChargebackLabel) -> CardState | None:
+    """The card's state after a confirmed fraud on it (unchanged for a legitimate outcome)."""
+    return mark_fraud(state, label.reported_at.timestamp()) if label.fraud else state

@@ -2,25 +2,32 @@
 
 A group's attribution is the sum of its features' attributions (towards fraud when positive). The top three
 positive groups become the reasons, worded from the raw feature values, for example "amount 14 times the
-card's usual (25.00)" (written with the multiplication sign), "1,240 km from previous transaction 20 min
-earlier (3,720 km/h)", "5 transactions in the last hour (1,020.00 in total)", "first purchase at this
-merchant", "new device", "03:12 local night-time".
+card's usual (25.00 EUR)" (written with the multiplication sign), "1,240 km from previous transaction 20 min
+earlier (3,720 km/h)", "5 transactions in the last hour (1,020.00 EUR in total)", "merchant: 12 of 40 payments
+(30%) in the 7 days ending a week ago confirmed as fraud", "new device", "03:12 local night-time". Amounts are in
+the reference currency, with the amount as paid beside them when it was another currency.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
-from models.fraud_features import FEATURE_NAMES, INDEX, MAX_GAP_S
+from models.card_features import MAX_GAP_S
+from models.fraud_features import FEATURE_NAMES, INDEX
 
 Values = Mapping[str, float]
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "amount": ("amount", "amount_z", "amount_ratio"),
+    "amount": ("amount", "amount_z", "amount_z_category", "amount_ratio", "mean_amount_7d", "mean_amount_30d"),
     "travel": ("distance_km", "speed_kmh", "location_gap_min", "km_from_known_places"),
     "velocity": ("count_1h", "sum_1h", "count_24h", "sum_24h"),
+    "activity": ("count_7d", "count_30d"),
+    "card_fraud": ("card_known_fraud",),
+    "merchant_risk": ("merchant_count_1d", "merchant_count_7d", "merchant_count_30d", "merchant_fraud_rate_1d",
+                      "merchant_fraud_rate_7d", "merchant_fraud_rate_30d", "merchant_frauds_30d"),
     "pace": ("seconds_since_prev",),
     "history": ("history_count",),
     "merchant": ("merchant_new",),
@@ -33,6 +40,25 @@ GROUPS: dict[str, tuple[str, ...]] = {
 GROUP_OF: dict[str, str] = {feature: group for group, members in GROUPS.items() for feature in members}
 TOP_K = 3
 TIMES_SIGN = "\u00d7"
+
+
+@dataclass(frozen=True)
+class Wording:
+    """What the words need besides the features: the typical (median legitimate) amount, the reference currency,
+    the amount as paid when it was another currency, and the label delay of the merchant windows."""
+
+    typical: float = 40.0
+    currency: str = "EUR"
+    paid: str | None = None
+    delay_days: int = 7
+
+    def money(self, value: float) -> str:
+        """1234.5 -> '1,234.50 EUR'."""
+        return f"{value:,.2f} {self.currency}"
+
+    def amount(self, value: float) -> str:
+        """The transaction's amount, with the amount as paid beside it when it differs."""
+        return f"{self.money(value)} ({self.paid})" if self.paid else self.money(value)
 
 
 def money(value: float) -> str:
@@ -58,19 +84,20 @@ def times(ratio: float) -> str:
     return f"{ratio:,.0f}{TIMES_SIGN}" if ratio >= 10 else f"{ratio:.1f}{TIMES_SIGN}"
 
 
-def _amount(f: Values, typical: float) -> str:
+def _amount(f: Values, w: Wording) -> str:
     usual = f["amount"] / f["amount_ratio"]
+    amount, typical = w.amount(f["amount"]), w.typical
     if f["history_count"] > 0 and f["amount_ratio"] >= 1.5:
-        return f"amount {times(f['amount_ratio'])} the card's usual ({money(usual)})"
+        return f"amount {amount}, {times(f['amount_ratio'])} the card's usual ({w.money(usual)})"
     if f["history_count"] > 0 and f["amount_ratio"] <= 0.5:
-        return f"amount {money(f['amount'])}, far below the card's usual {money(usual)}"
+        return f"amount {amount}, far below the card's usual {w.money(usual)}"
     if f["amount"] <= typical / 5:
-        return f"amount {money(f['amount'])}, tiny for any card (a typical purchase is {money(typical)})"
+        return f"amount {amount}, tiny for any card (a typical purchase is {w.money(typical)})"
     if f["amount"] >= typical * 5:
-        return f"amount {money(f['amount'])}, large for any card (a typical purchase is {money(typical)})"
+        return f"amount {amount}, large for any card (a typical purchase is {w.money(typical)})"
     if f["history_count"] == 0:
-        return f"amount {money(f['amount'])} on a card with no history"
-    return f"amount {money(f['amount'])} (the card's usual is {money(usual)})"
+        return f"amount {amount} on a card with no history"
+    return f"amount {amount} (the card's usual is {w.money(usual)})"
 
 
 def _travel(f: Values) -> str | None:
@@ -84,13 +111,35 @@ def _travel(f: Values) -> str | None:
     )
 
 
-def _velocity(f: Values) -> str:
+def _velocity(f: Values, w: Wording) -> str:
     if f["count_1h"] >= 1:
         count, total, span = f["count_1h"], f["sum_1h"], "hour"
     else:
         count, total, span = f["count_24h"], f["sum_24h"], "24 h"
     noun = "transaction" if count == 1 else "transactions"
-    return f"{count:.0f} earlier {noun} in the last {span} ({money(total)} in total)"
+    return f"{count:.0f} earlier {noun} in the last {span} ({w.money(total)} in total)"
+
+
+def _activity(f: Values, w: Wording) -> str:
+    count, days, mean = (f["count_7d"], 7, f["mean_amount_7d"]) if f["count_7d"] else (
+        f["count_30d"], 30, f["mean_amount_30d"])
+    if not count:
+        return "no earlier transaction of this card in 30 days"
+    return f"{count:.0f} earlier transaction{'s' if count != 1 else ''} in {days} days (mean {w.money(mean)})"
+
+
+def _merchant_risk(f: Values, w: Wording) -> str | None:
+    """The merchant's confirmed-fraud rate, from the window with the most telling evidence."""
+    for days in (7, 30, 1):
+        count, rate = f[f"merchant_count_{days}d"], f[f"merchant_fraud_rate_{days}d"]
+        if count and rate > 0:
+            frauds = round(rate * count)
+            ending = f"ending {w.delay_days} days ago" if w.delay_days else "up to today"
+            return (f"merchant's confirmed fraud: {frauds:.0f} of its {count:,.0f} payments in the {days} "
+                    f"day{'s' if days != 1 else ''} {ending} ({rate:.0%})")
+    if f["merchant_count_30d"] == 0:
+        return "merchant with no payments seen in the 30 days before the outcome delay"
+    return None
 
 
 def _pace(f: Values) -> str:
@@ -134,9 +183,13 @@ def _time(f: Values) -> str:
     return f"{clock} local night-time" if f["night"] >= 0.5 else f"{clock} local time"
 
 
+def _card_fraud(f: Values) -> str | None:
+    return "a fraud on this card was confirmed earlier" if f["card_known_fraud"] >= 0.5 else None
+
+
 WORDING: dict[str, Callable[[Values], str | None]] = {
     "travel": _travel,
-    "velocity": _velocity,
+    "card_fraud": _card_fraud,
     "pace": _pace,
     "history": _history,
     "merchant": _flag("merchant_new", "first purchase at this merchant"),
@@ -157,13 +210,12 @@ def group_attributions(attributions: np.ndarray) -> tuple[list[str], np.ndarray]
     return names, attributions @ matrix
 
 
-def reasons_for(
-    raw: np.ndarray, attributions: np.ndarray, typical_amount: float = 40.0, k: int = TOP_K
-) -> list[tuple[str, str]]:
-    """Up to `k` (code, words) for one row: the groups pushing most towards fraud that have something to say.
-
-    `typical_amount` is the reference (median legitimate) amount, for amounts odd for any card.
-    """
+def reasons_for(raw: np.ndarray, attributions: np.ndarray, wording: Wording | None = None, k: int = TOP_K
+                ) -> list[tuple[str, str]]:
+    """Up to `k` (code, words) for one row: the groups pushing most towards fraud that have something to say."""
+    w = wording or Wording()
+    with_money: dict[str, Callable[[Values, Wording], str | None]] = {
+        "amount": _amount, "velocity": _velocity, "activity": _activity, "merchant_risk": _merchant_risk}
     names, grouped = group_attributions(attributions[None, :])
     values = dict(zip(FEATURE_NAMES, raw.tolist(), strict=True))
     reasons: list[tuple[str, str]] = []
@@ -171,7 +223,7 @@ def reasons_for(
         if grouped[0, j] <= 0 or len(reasons) == k:
             break
         name = names[j]
-        text = _amount(values, typical_amount) if name == "amount" else WORDING[name](values)
+        text = with_money[name](values, w) if name in with_money else WORDING[name](values)
         if text and text not in (words for _, words in reasons):
             reasons.append((names[j], text))
     return reasons

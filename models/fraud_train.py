@@ -1,12 +1,15 @@
-"""Train the fraud MLP, its Platt calibration and the logistic-regression baseline on the same labelled rows.
+"""Train the fraud MLP, its Platt calibration, its alert-budget thresholds and the logistic-regression baseline.
 
-Rows are split in time within every segment: the earlier 80% train the MLP (and the baseline), the later
-20% are held out to fit the calibration and to report honest metrics. CPU-friendly: a few torch threads,
-minutes at most for the default sizes.
+Three disjoint sets, in time order: the training rows fit the MLP (and the baseline) except their latest
+`early_stop_share`, which picks the epoch to keep (early stopping); the validation rows (given apart, or the latest
+part of the data) fit the calibration and set the thresholds: review from the score that at most `alert_budget` of
+the legitimate validation rows reach, block from `block_budget`. Held-out metrics are those of the validation rows.
+CPU-friendly: a few torch threads, minutes at most for the default sizes.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from collections.abc import Callable
@@ -20,7 +23,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-from models.fraud import COLUMNS, MODEL_NAME, WEIGHTS_FILE, FraudModel, FraudNet, transform
+from models.fraud import COLUMNS, MODEL_NAME, WEIGHTS_FILE, FraudModel, FraudNet, Thresholds, transform
 from models.fraud_data import LabelledData
 from models.fraud_eval import LogisticBaseline, amount_rule_scores, metrics
 from models.fraud_features import FEATURE_NAMES
@@ -34,13 +37,18 @@ class TrainConfig:
     """Knobs of one training run (defaults give the committed artifact)."""
 
     seed: int = 7
-    epochs: int = 10
+    epochs: int = 12
     hidden: int = 64
     batch_size: int = 1024
     lr: float = 2e-3
     weight_decay: float = 1e-4
     max_pos_weight: float = 10.0
-    calibration_share: float = 0.2
+    validation_share: float = 0.2  # of each segment, when no validation data is given
+    early_stop_share: float = 0.15  # of the training rows (the latest), to pick the epoch
+    alert_budget: float = 0.005
+    block_budget: float = 0.001
+    delay_days: int = 7
+    reference_currency: str = "EUR"
     threads: int = 1
 
 
@@ -50,6 +58,7 @@ class TrainReport:
 
     model: FraudModel
     baseline: LogisticBaseline
+    thresholds: Thresholds
     history: list[dict[str, float]] = field(default_factory=list)
     holdout: dict[str, dict[str, float]] = field(default_factory=dict)
     seconds: float = 0.0
@@ -65,20 +74,36 @@ def _platt(logits: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return a, b
 
 
-def train(data: LabelledData, config: TrainConfig, progress: Progress | None = None) -> TrainReport:
-    """Fit scaler, MLP, calibration and baseline; the held-out split scores all three methods."""
+def budget_threshold(legit_scores: np.ndarray, budget: float) -> float:
+    """The lowest score that at most `budget` of the legitimate scores reach (just above the one that would
+    exceed it)."""
+    ranked = np.sort(np.asarray(legit_scores, dtype=np.float64))[::-1]
+    allowed = int(np.floor(budget * len(ranked)))
+    if allowed >= len(ranked):
+        return float(ranked[-1])
+    return float(min(np.nextafter(ranked[allowed], np.inf), 1.0))
+
+
+def train(data: LabelledData, config: TrainConfig, progress: Progress | None = None,
+          validation: LabelledData | None = None) -> TrainReport:
+    """Fit scaler, MLP (early-stopped), calibration, thresholds and baseline; the validation rows score all three
+    methods."""
     started = time.monotonic()
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    fit_rows, cal_rows = data.split(1 - config.calibration_share)
-    y_fit, y_cal = data.y[fit_rows], data.y[cal_rows]
-    if len(set(y_fit.tolist())) < 2 or len(set(y_cal.tolist())) < 2:
-        raise LeptonError("both splits need fraudulent and legitimate rows: give more data")
-    T = transform(data.X[fit_rows])
+    if validation is None:
+        head, tail = data.split(1 - config.validation_share)
+        data, validation = data.subset(head), data.subset(tail)
+    fit_rows, stop_rows = data.split(1 - config.early_stop_share)
+    y_fit, y_stop, y_val = data.y[fit_rows], data.y[stop_rows], validation.y
+    for name, y in (("training", y_fit), ("early-stopping", y_stop), ("validation", y_val)):
+        if len(set(y.tolist())) < 2:
+            raise LeptonError(f"the {name} rows need fraudulent and legitimate transactions: give more data")
+    X_fit = data.X[fit_rows]
+    T = transform(X_fit)
     mean, std = T.mean(0), T.std(0)
-    legit = data.X[fit_rows][y_fit == 0]
-    reference = np.median(legit, axis=0)
+    reference = np.median(X_fit[y_fit == 0], axis=0)
     model = FraudModel(FraudNet(len(COLUMNS), config.hidden), mean, std, reference, (1.0, 0.0))
     net = model.net.train().requires_grad_(True)
     Z = torch.from_numpy(((T - mean) / model.std).astype(np.float32))
@@ -90,6 +115,7 @@ def train(data: LabelledData, config: TrainConfig, progress: Progress | None = N
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps * config.epochs)
     advance = progress("train fraud MLP (batches)", steps * config.epochs) if progress else None
     history: list[dict[str, float]] = []
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
     for epoch in range(1, config.epochs + 1):
         order = torch.from_numpy(rng.permutation(len(Z)))
         total = 0.0
@@ -104,26 +130,32 @@ def train(data: LabelledData, config: TrainConfig, progress: Progress | None = N
             if advance:
                 advance(1)
         net.eval()
-        cal_pr = metrics(y_cal, model.logits(data.X[cal_rows]))["pr_auc"]
+        stop_pr = metrics(y_stop, model.logits(data.X[stop_rows]))["pr_auc"]
         net.train()
-        history.append({"epoch": epoch, "train_loss": round(total / len(Z), 5), "holdout_pr_auc": cal_pr})
+        history.append({"epoch": epoch, "train_loss": round(total / len(Z), 5), "early_stop_pr_auc": stop_pr})
+        if best is None or stop_pr > best[0]:
+            best = (stop_pr, copy.deepcopy(net.state_dict()))
+    assert best is not None
+    net.load_state_dict(best[1])
     net.eval().requires_grad_(False)
-    model.a, model.b = _platt(model.logits(data.X[cal_rows]), y_cal)
-    baseline_fit = LogisticRegression(C=1.0, max_iter=2000).fit(model.standardize(data.X[fit_rows]), y_fit)
+    model.a, model.b = _platt(model.logits(validation.X), y_val)
+    probabilities = model.probabilities(validation.X)
+    review = budget_threshold(probabilities[y_val == 0], config.alert_budget)
+    thresholds = Thresholds(review, max(review, budget_threshold(probabilities[y_val == 0], config.block_budget)))
+    model.thresholds = thresholds
+    baseline_fit = LogisticRegression(C=1.0, max_iter=2000).fit(model.standardize(X_fit), y_fit)
     baseline = LogisticBaseline(baseline_fit.coef_[0].astype(np.float64), float(baseline_fit.intercept_[0]))
-    X_cal = data.X[cal_rows]
     holdout = {
-        "model": metrics(y_cal, model.probabilities(X_cal)),
-        "logistic_regression": metrics(y_cal, baseline.scores(model, X_cal)),
-        "amount_rule": metrics(y_cal, amount_rule_scores(X_cal)),
+        "model": metrics(y_val, probabilities),
+        "logistic_regression": metrics(y_val, baseline.scores(model, validation.X)),
+        "amount_rule": metrics(y_val, amount_rule_scores(validation.X)),
     }
     rows = {
-        "train": len(fit_rows),
-        "calibration": len(cal_rows),
-        "fraud_rate": round(data.fraud_rate, 5),
-        "fraud_rows": int(data.y.sum()),
+        "train": len(fit_rows), "early_stop": len(stop_rows), "validation": len(y_val),
+        "fraud_rate": round(data.fraud_rate, 5), "fraud_rows": int(data.y.sum()),
+        "best_epoch": int(np.argmax([h["early_stop_pr_auc"] for h in history]) + 1),
     }
-    return TrainReport(model, baseline, history, holdout, time.monotonic() - started, rows)
+    return TrainReport(model, baseline, thresholds, history, holdout, time.monotonic() - started, rows)
 
 
 def save_artifact(report: TrainReport, data: LabelledData, config: TrainConfig, folder: Path) -> dict[str, Any]:
@@ -140,11 +172,15 @@ def save_artifact(report: TrainReport, data: LabelledData, config: TrainConfig, 
             "seed": config.seed,
             "epochs": config.epochs,
             "rows": report.rows,
-            "skipped_lines": data.skipped,
+            "skipped_lines": data.counts.skipped,
             "unlabelled": data.unlabelled,
             "seconds": round(report.seconds, 1),
         },
-        "calibration": "platt on the held-out (later) 20% of each segment",
+        "calibration": "platt on the validation rows (apart from the training and early-stopping rows)",
+        "thresholds": {"review": report.thresholds.review, "block": report.thresholds.block,
+                       "alert_budget": config.alert_budget, "block_budget": config.block_budget},
+        "label_delay_days": config.delay_days,
+        "reference_currency": config.reference_currency,
         "holdout_metrics": report.holdout,
         "history": report.history,
     }

@@ -1,8 +1,8 @@
 """Small producer API: an idempotent confluent-kafka producer that keys events as the contracts say.
 
 Keys: news by `id`, transactions by card token (a card number is tokenized for the key, never sent as one),
-clicks by `user_id`, catalog by `item_id`, dead letters by their source topic. Delivery reports are counted
-in `stats`; `flush` waits for them.
+labels by `merchant_id`, clicks by `user_id`, catalog by `item_id`, dead letters by their source topic. Delivery
+reports are counted in `stats`; `flush` waits for them.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from streams.core.errors import ProduceError
 from streams.core.events import DeadLetter, InputEvent
 from streams.core.settings import Settings, get_settings
 
-Kind = Literal["news", "transactions", "clicks", "catalog"]
-KINDS: tuple[Kind, ...] = ("news", "transactions", "clicks", "catalog")
+Kind = Literal["news", "transactions", "clicks", "catalog", "labels"]
+KINDS: tuple[Kind, ...] = ("news", "transactions", "clicks", "catalog", "labels")
 
 
 @dataclass
@@ -56,7 +56,7 @@ def key_for(kind: Kind, record: dict[str, Any], pii_key: bytes) -> bytes | None:
             return pii.tokenize(digits, pii_key).encode() if digits else None
         value = record.get("card_token")
     else:
-        value = record.get({"news": "id", "clicks": "user_id", "catalog": "item_id"}[kind])
+        value = record.get({"news": "id", "clicks": "user_id", "catalog": "item_id", "labels": "merchant_id"}[kind])
     return str(value).encode() if isinstance(value, str | int) else None
 
 

@@ -31,6 +31,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     return [
         TopicSpec(t.news, t.news_partitions),
         TopicSpec(t.transactions, t.transactions_partitions),
+        TopicSpec(t.labels, t.transactions_partitions),  # co-partitioned with transactions.by-merchant
+        TopicSpec(t.transactions_by_merchant, t.transactions_partitions),
+        TopicSpec(t.labels_by_card, t.transactions_partitions),
         TopicSpec(t.clicks, t.clicks_partitions),
         TopicSpec(t.catalog, t.catalog_partitions, "compact"),
         TopicSpec(t.alerts_sentiment, t.output_partitions),

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from streams.core.events import INPUT_MODELS, DeadLetter, InputEvent, Transaction, utc_now
+from streams.core.events import INPUT_MODELS, ChargebackLabel, DeadLetter, InputEvent, Transaction, utc_now
 from streams.generators import DEFAULT_RATES, Generated, Simulation, make_generator
 
 console = Console(stderr=True)
@@ -30,10 +30,14 @@ class Kind(StrEnum):
     transactions = "transactions"
     clicks = "clicks"
     catalog = "catalog"
+    labels = "labels"
 
 
 def _generator(kind: Kind, seed: int, start: datetime, rate: float, options: dict[str, Any]) -> Simulation:
     """The generator for a kind, given only the options that apply to it."""
+    if kind == Kind.labels:
+        raise typer.BadParameter("labels (confirmed outcomes) come from your chargeback system: give --file "
+                                 "(`lepton simulate fraud` writes an example feedback.jsonl)")
     wanted = {
         Kind.news: ("surge_ticker", "surge_at_s", "surge_duration_s", "surge_count"),
         Kind.transactions: ("fraud_rate", "n_cards"),
@@ -48,9 +52,11 @@ def _generator(kind: Kind, seed: int, start: datetime, rate: float, options: dic
 
 
 def _event_key(event: InputEvent) -> bytes:
-    """Kafka key of a validated event (the contracts: card token, user, id, item)."""
+    """Kafka key of a validated event (the contracts: card token, merchant, user, id, item)."""
     if isinstance(event, Transaction):
         return event.card_token.encode()
+    if isinstance(event, ChargebackLabel):
+        return event.merchant_id.encode()
     for name in ("user_id", "id", "item_id"):
         if hasattr(event, name):
             return str(getattr(event, name)).encode()
@@ -76,7 +82,7 @@ def _pace(started: float, index: int, rate: float) -> None:
 
 
 def produce(
-    kind: Kind = typer.Argument(..., help="news | transactions | clicks | catalog"),
+    kind: Kind = typer.Argument(..., help="news | transactions | clicks | catalog | labels"),
     rate: float = typer.Option(100.0, help="events per second; 0 = as fast as possible"),
     count: int | None = typer.Option(None, min=1, help="stop after this many events"),
     duration: float | None = typer.Option(None, min=0.1, help="stop after this many seconds"),

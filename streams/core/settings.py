@@ -161,6 +161,12 @@ class TopicSettings(Section):
     alerts_fraud: str = "alerts.fraud"
     recommendations: str = "recommendations"
     deadletter: str = "deadletter"
+    labels: str = Field("labels", description="confirmed outcomes (chargebacks), keyed by merchant; it has as "
+                        "many partitions as transactions")
+    transactions_by_merchant: str = Field("transactions.by-merchant", description="internal: transactions with "
+                                          "their card features, from the card stage to the scoring stage")
+    labels_by_card: str = Field("labels.by-card", description="internal: confirmed frauds naming a card, back to "
+                                "the card stage")
     news_partitions: int = Field(3, ge=1)
     transactions_partitions: int = Field(3, ge=1)
     clicks_partitions: int = Field(3, ge=1)
@@ -180,18 +186,40 @@ class SurgeSettings(Section):
     prior_weight: int = Field(50, ge=1, description="how many items the prior counts for in the baseline")
 
 
-class FraudSettings(Section):
-    """Fraud decisions from the calibrated score: approve below review, block at or above block."""
+# Units of EUR per unit of each currency (approximate, for comparing amounts across currencies; set your own
+# with LEPTON_FRAUD__RATES, JSON).
+DEFAULT_RATES = {
+    "EUR": 1.0, "USD": 0.92, "GBP": 1.17, "CHF": 1.05, "SEK": 0.087, "NOK": 0.086, "DKK": 0.134, "PLN": 0.23,
+    "CZK": 0.04, "HUF": 0.0025, "CAD": 0.68, "MXN": 0.05, "BRL": 0.17, "JPY": 0.0062, "KRW": 0.00068,
+    "CNY": 0.13, "HKD": 0.12, "SGD": 0.69, "AUD": 0.61, "NZD": 0.56, "INR": 0.011, "ZAR": 0.05, "AED": 0.25,
+    "TRY": 0.027,
+}
 
-    review_threshold: float = Field(0.5, gt=0, lt=1, description="score at or above which a human reviews")
-    block_threshold: float = Field(0.9, gt=0, le=1, description="score at or above which the card is blocked")
-    alert_budget: float = Field(0.005, ge=0, le=1, description="most legitimate traffic allowed to raise alerts")
+
+class FraudSettings(Section):
+    """Fraud decisions from the calibrated score, the alert budget training meets, and the features' inputs."""
+
+    alert_budget: float = Field(0.005, gt=0, lt=1, description="share of legitimate traffic allowed to raise "
+                                "alerts (review or block): training sets the review threshold that meets it")
+    block_budget: float = Field(0.001, gt=0, lt=1, description="share of legitimate traffic allowed to be "
+                                "blocked: training sets the block threshold that meets it")
+    review_threshold: float | None = Field(None, gt=0, lt=1, description="override the artifact's review threshold")
+    block_threshold: float | None = Field(None, gt=0, le=1, description="override the artifact's block threshold")
+    label_delay_days: int = Field(7, ge=0, le=60, description="merchant fraud windows end this many days before "
+                                  "the transaction (outcomes arrive late); training stores it in the artifact")
+    reference_currency: str = Field("EUR", pattern=r"^[A-Z]{3}$", description="amounts are compared in this currency")
+    rates: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_RATES),
+                                    description="units of the reference currency per unit of each currency (JSON)")
 
     @model_validator(mode="after")
     def _ordered(self) -> FraudSettings:
-        """Blocking needs at least as much evidence as a review."""
-        if self.block_threshold < self.review_threshold:
+        """Blocking needs at least as much evidence as a review, and fits in the alert budget."""
+        if self.block_budget > self.alert_budget:
+            raise ValueError("fraud.block_budget must be <= fraud.alert_budget")
+        if self.review_threshold and self.block_threshold and self.block_threshold < self.review_threshold:
             raise ValueError("fraud.block_threshold must be >= fraud.review_threshold")
+        if self.reference_currency not in self.rates:
+            raise ValueError(f"fraud.rates has no rate for the reference currency {self.reference_currency}")
         return self
 
 

@@ -168,8 +168,11 @@ def _summary(settings: Settings, figures: dict[str, dict[str, float]], journey: 
                         for topic in (settings.topics.alerts_sentiment, settings.topics.alerts_fraud))
     for alert in sentiment:
         console.print(f"[bold red]SENTIMENT ALERT[/] {alert['severity']}: {alert['summary']}")
-    console.print(f"[bold red]{len(fraud)} fraud alerts[/], for example:")
-    for alert in fraud[:3]:
+    merchant = sorted((alert for alert in fraud if "merchant's confirmed fraud" in alert["summary"]),
+                      key=lambda alert: -alert["evidence"].get("merchant_frauds_30d", 0))  # the most evidence first
+    console.print(f"[bold red]{len(fraud)} fraud alerts[/] ({len(merchant)} citing a merchant's confirmed fraud), "
+                  "for example:")
+    for alert in [*merchant[:1], *[a for a in fraud if a not in merchant][:2]]:
         console.print(f"  {alert['severity']}: {alert['summary']}")
     for category, top in journey:
         console.print(f"[bold]{SHOPPER}[/] after clicking {category!r}: top-5 categories {top}")

@@ -9,15 +9,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from models.fraud_data import Advance, LabelledData, from_segments
+from models.fraud_features import FeatureConfig
 from models.recs_eval import EvalConfig, Sample
 from streams.core.events import CatalogItem, ClickEvent, Transaction
+from streams.core.settings import get_settings
 from streams.generators import TransactionGenerator
 from streams.generators.shop import ClickGenerator, build_catalog
 
-# Fraud: a seed expands into independent generator runs with different traffic densities (events per card per hour)
-# and start times of day, so the model sees sparse and busy cards at every hour.
+# Fraud: a seed expands into independent generator runs with different traffic densities (events per card per day)
+# and start times of day, so the model sees sparse and busy cards at every hour. The two long ones span weeks of
+# simulated time, so that chargebacks (reported days later) reach the merchant-risk features as they would live.
 # (simulated events per second, cards, share of the requested count)
-SEGMENTS: list[tuple[float, int, float]] = [(50.0, 2000, 0.4), (2.0, 1000, 0.3), (0.2, 300, 0.3)]
+SEGMENTS: list[tuple[float, int, float]] = [(0.04, 2000, 0.55), (0.015, 800, 0.3), (0.5, 3000, 0.15)]
 GENERATOR_EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 GENERATOR_KEY = b"lepton-fraud-training-key-not-secret"  # tokens only need to be stable within a run
 SHOP_START = datetime(2024, 1, 1, tzinfo=UTC)  # fixed, so a seed means the same clicks on any day
@@ -27,7 +30,7 @@ def _segment_stream(seed: int, index: int, count: int, fraud_rate: float) -> Ite
     """`count` validated transactions and their truth from one generator run."""
     rate, cards, _ = SEGMENTS[index]
     rng = random.Random(seed * 1000 + index)
-    start = GENERATOR_EPOCH + timedelta(days=7 * index, hours=rng.uniform(0, 24))
+    start = GENERATOR_EPOCH + timedelta(days=60 * index, hours=rng.uniform(0, 24))
     generator = TransactionGenerator(
         seed=seed * 1000 + index, start=start, rate_per_s=rate, fraud_rate=fraud_rate, n_cards=cards
     )
@@ -35,13 +38,16 @@ def _segment_stream(seed: int, index: int, count: int, fraud_rate: float) -> Ite
         yield Transaction.model_validate(item.record, context={"pii_key": GENERATOR_KEY}), item.truth or {}
 
 
-def fraud_from_generator(seed: int, count: int, fraud_rate: float = 0.02, advance: Advance | None = None
-                         ) -> LabelledData:
-    """`count` generated transactions (split over SEGMENTS) replayed through the per-card feature code."""
+def fraud_from_generator(seed: int, count: int, fraud_rate: float = 0.02, delay_days: int = 7,
+                         advance: Advance | None = None) -> LabelledData:
+    """`count` generated transactions (split over SEGMENTS), each segment replayed point in time with its own
+    chargeback feed (the truth's `reported_at`), as the pipeline would see it."""
     sizes = [int(count * share) for _, _, share in SEGMENTS]
     sizes[0] += count - sum(sizes)
     streams = (_segment_stream(seed, index, size, fraud_rate) for index, size in enumerate(sizes))
-    return from_segments(streams, f"generator seed={seed} count={count} fraud_rate={fraud_rate}", advance)
+    fraud = get_settings().fraud
+    config = FeatureConfig(delay_days, fraud.reference_currency, fraud.rates)
+    return from_segments(streams, f"generator seed={seed} count={count} fraud_rate={fraud_rate}", config, advance)
 
 
 def shop_sessions(config: EvalConfig) -> tuple[list[CatalogItem], list[Sample]]:

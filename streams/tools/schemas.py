@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from streams.core.events import (
     Alert,
     CatalogItem,
+    ChargebackLabel,
     ClickEvent,
     DeadLetter,
     FraudDoc,
@@ -31,6 +32,7 @@ CONTRACTS: dict[str, tuple[type[BaseModel], Literal["validation", "serialization
     "transaction": (Transaction, "validation"),
     "click-event": (ClickEvent, "validation"),
     "catalog-item": (CatalogItem, "validation"),
+    "chargeback-label": (ChargebackLabel, "validation"),
     "sentiment-doc": (SentimentDoc, "serialization"),
     "fraud-doc": (FraudDoc, "serialization"),
     "recommendation-doc": (RecommendationDoc, "serialization"),

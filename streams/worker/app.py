@@ -68,10 +68,13 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         return app.Table(name, partitions=partitions, use_partitioner=True,
                          schema=faust.Schema(key_serializer="json", value_serializer="json"))
 
-    def agent(topic: str, partitions: int, pipeline: str, take_max: int = 0, in_flight: int = 1) -> None:
-        """One agent: micro-batches of `topic` into the named pipeline, acked once it returns; `in_flight`
-        actors share the topic's queue, each with a micro-batch of its own."""
-        source = app.topic(topic, key_type=bytes, value_type=bytes, partitions=partitions)
+    def agent(topics: str | tuple[str, ...], partitions: int, pipeline: str, take_max: int = 0, in_flight: int = 1
+              ) -> None:
+        """One agent: micro-batches of its topic(s) into the named pipeline, acked once it returns; `in_flight`
+        actors share the queue, each with a micro-batch of its own. Topics read together are keyed alike and have
+        the same partitions, so Faust gives one worker the same partitions of each (co-partitioned)."""
+        names = (topics,) if isinstance(topics, str) else topics
+        source = app.topic(*names, key_type=bytes, value_type=bytes, partitions=partitions)
 
         async def agent_loop(stream: faust.StreamT) -> None:
             await runtime.ready()
@@ -83,7 +86,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         agent(topics.news, topics.news_partitions, "sentiment", in_flight=batching.sentiment_batches_in_flight)
     if settings.runs("fraud"):
         runtime.card_states = table("card-state", topics.transactions_partitions)
-        agent(topics.transactions, topics.transactions_partitions, "fraud", take_max=batching.fraud_batch_size)
+        runtime.merchant_states = table("merchant-state", topics.transactions_partitions)
+        agent((topics.transactions, topics.labels_by_card), topics.transactions_partitions, "fraud-cards",
+              take_max=batching.fraud_batch_size)
+        agent((topics.transactions_by_merchant, topics.labels), topics.transactions_partitions, "fraud",
+              take_max=batching.fraud_batch_size)
     if settings.runs("recs"):
         runtime.user_states = table("user-interest", topics.clicks_partitions)
         agent(topics.catalog, topics.catalog_partitions, "catalog")

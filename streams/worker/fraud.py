@@ -1,11 +1,14 @@
-"""The fraud pipeline's steps: per-card features from table state, one batched model call, documents and alerts.
+"""The fraud pipeline's second stage, keyed by merchant: merchant risk, one batched model call, documents, alerts.
 
-Transactions arrive keyed by card token (card numbers were replaced at the decoding boundary). Each one is folded
-into its card's state in order (several of one card in a batch go one after another), the whole batch's feature
-rows are scored in one call through the batcher, and every transaction gets a document in
-`lepton-transactions-YYYY.MM` with its decision and reasons in words; review and block decisions also raise an
-alert (stable `alert_id` = `fraud-<transaction id>`). The card state is written last (`commit`) and remembers the
-offset it covers, so a batch replayed after a crash neither double-counts a transaction nor misses an output.
+It reads `transactions.by-merchant` (each transaction with its card features, from the card stage) and `labels`
+(confirmed outcomes, keyed by merchant), so one merchant's transactions and outcomes meet on one worker. An
+outcome updates the merchant's state (and a confirmed fraud naming a card goes back to the card stage on
+`labels.by-card`); a transaction gets the merchant features against the state before it (the fraud rate of the
+merchant's transactions in windows that end the label delay before it, counting only outcomes already known),
+the whole batch is scored in one call through the batcher, and every transaction gets a document in
+`lepton-transactions-YYYY.MM` with its decision (the model's thresholds, set by training to meet the alert
+budget) and reasons in words; review and block raise an alert (`alert_id` = `fraud-<transaction id>`). The
+merchant table is written last (`commit`), with the positions it covers per topic.
 """
 
 from __future__ import annotations
@@ -15,108 +18,149 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.fraud import FraudScore, decide
-from models.fraud_features import FEATURE_NAMES, CardState, update
+from models.fraud import FraudScore, ScoreRequest, Thresholds
+from models.fraud_features import FEATURE_NAMES, FeatureConfig, label_merchant, merchant_step
+from models.merchant_features import MerchantState
 from sinks import metrics
 from sinks.search import Doc
 from sinks.templates import monthly_index
 from streams.core.decoding import Decoder
-from streams.core.events import Alert, FraudDoc, Transaction, utc_now
+from streams.core.events import Alert, CardFeatures, ChargebackLabel, DeadLetter, FraudDoc, utc_now
 from streams.core.record import Record
 from streams.core.settings import Settings
-from streams.worker.checkpoint import Checkpoint, Outputs
+from streams.worker.checkpoint import Checkpoint, Message, Outputs
+from streams.worker.keyed_state import Keyed, load, store
 from streams.worker.pipeline import Pipeline
 
-Score = Callable[[list[np.ndarray]], Awaitable[list[FraudScore]]]
+Score = Callable[[list[ScoreRequest]], Awaitable[list[FraudScore]]]
 SEVERITY = {"review": "medium", "block": "critical"}
+MerchantEvent = CardFeatures | ChargebackLabel
+EVIDENCE = ("amount_z", "amount_ratio", "count_1h", "count_24h", "merchant_count_7d", "merchant_fraud_rate_1d",
+            "merchant_fraud_rate_7d", "merchant_fraud_rate_30d", "merchant_frauds_30d", "card_known_fraud")
 
 
 @dataclass(frozen=True)
-class Payment:
-    """One transaction, its features, and its card's state after it."""
+class MerchantStep:
+    """One event of a merchant: the merchant's state after it, and for a transaction what the model scores."""
 
     record: Record
-    txn: Transaction
-    features: np.ndarray
-    state: CardState
+    event: MerchantEvent
+    keyed: Keyed[MerchantState]
+    request: ScoreRequest | None = None
 
     @property
     def records(self) -> tuple[Record]:
         return (self.record,)
 
 
-class FraudPipeline(Pipeline[Transaction, Payment]):
-    """Everything the fraud agent does with a micro-batch."""
+def merchant_of(event: MerchantEvent) -> str:
+    """The merchant an event belongs to."""
+    return event.transaction.merchant_id if isinstance(event, CardFeatures) else event.merchant_id
 
-    event_model = Transaction
+
+class FraudPipeline(Pipeline[MerchantEvent, MerchantStep]):  # type: ignore[type-var]
+    """Everything the scoring (merchant) stage does with a micro-batch."""
+
     index_kind = "transactions"
 
     def __init__(self, settings: Settings, decoder: Decoder, checkpoint: Checkpoint, score: Score,
-                 states: MutableMapping[str, dict]) -> None:
-        super().__init__(settings, decoder, checkpoint, settings.topics.transactions)
-        self.model, self.states = score, states
+                 states: MutableMapping[str, dict], config: FeatureConfig, thresholds: Thresholds) -> None:
+        super().__init__(settings, decoder, checkpoint, settings.topics.transactions_by_merchant)
+        self.model, self.states, self.config = score, states, config
+        f = settings.fraud
+        self.thresholds = Thresholds(f.review_threshold or thresholds.review, f.block_threshold or thresholds.block)
+        self.scored_stream = settings.topics.transactions  # metrics count scored transactions under their topic
+        self.models = {settings.topics.transactions_by_merchant: CardFeatures, settings.topics.labels: ChargebackLabel}
         self.prefix = settings.search.index_prefix
 
-    def prepare(self, events: list[tuple[Record, Transaction]]) -> list[Payment]:
-        """Fold each transaction into its card's state in order; skip those the stored state already absorbed."""
-        payments: list[Payment] = []
-        cards: dict[str, tuple[CardState | None, int, int]] = {}  # token -> (state, partition, offset) so far
-        for record, txn in events:
-            state, partition, offset = cards.get(txn.card_token) or self._stored(txn.card_token)
-            if partition == record.partition and record.offset <= offset:
-                continue  # a replay of a transaction whose outputs and state were already written
-            state, features = update(state, txn)
-            cards[txn.card_token] = (state, record.partition, record.offset)
-            payments.append(Payment(record, txn, features, state))
-        return payments
+    def decode(self, record: Record) -> MerchantEvent | DeadLetter:
+        return self.decoder.decode(record.value, topic=record.topic, partition=record.partition,  # type: ignore
+                                   offset=record.offset, key=record.key,
+                                   model=self.models.get(record.topic, CardFeatures))
 
-    async def score(self, units: list[Payment]) -> Sequence[FraudScore]:
-        return await self.model([unit.features for unit in units])
+    def prepare(self, events: list[tuple[Record, MerchantEvent]]) -> list[MerchantStep]:
+        """Fold outcomes and transactions into their merchant's state in order; a transaction's merchant features
+        come from the state before it. Records the stored state already absorbed are skipped."""
+        steps: list[MerchantStep] = []
+        merchants: dict[str, Keyed[MerchantState]] = {}
+        for record, event in events:
+            merchant = merchant_of(event)
+            keyed = merchants.get(merchant) or load(self.states, merchant, MerchantState.from_dict)
+            if keyed.absorbed(record):
+                continue
+            request = None
+            if isinstance(event, ChargebackLabel):
+                state = label_merchant(keyed.state, event, self.config)
+            else:
+                txn = event.transaction
+                state, merchant_row = merchant_step(keyed.state, txn, self.config)
+                paid = None if txn.currency == self.config.reference_currency else f"{txn.amount:,.2f} {txn.currency}"
+                request = ScoreRequest(np.concatenate([np.asarray(event.features), merchant_row]), paid)
+            merchants[merchant] = keyed = keyed.advanced(state, record)
+            steps.append(MerchantStep(record, event, keyed, request))
+        return steps
 
-    def outputs(self, scored: list[tuple[Payment, FraudScore]]) -> Outputs:
-        docs = [self._document(p.record, p.txn, p.features, s) for p, s in scored]
-        for doc in docs:
+    async def score(self, units: list[MerchantStep]) -> Sequence[FraudScore | None]:
+        """The transactions of the batch in one model call; outcomes have no score."""
+        requests = [unit.request for unit in units if unit.request is not None]
+        scores = iter(await self.model(requests) if requests else [])
+        return [next(scores) if unit.request is not None else None for unit in units]
+
+    def outputs(self, scored: list[tuple[MerchantStep, FraudScore | None]]) -> Outputs:
+        out = Outputs(alert_topic=self.settings.topics.alerts_fraud)
+        for step, score in scored:
+            if isinstance(step.event, ChargebackLabel):
+                if step.event.fraud and step.event.card_token:  # the card stage marks the card
+                    out.messages.append(Message(self.settings.topics.labels_by_card, step.event.card_token.encode(),
+                                                step.event.model_dump_json(exclude_none=True).encode()))
+                continue
+            assert score is not None and step.request is not None
+            doc = self._document(step.event, step.request.features, score)
             metrics.MODEL_SCORES.labels("fraud").observe(doc.fraud_score)
-        return Outputs(
-            documents=[(Doc(monthly_index(self.prefix, "transactions", d.event_time), d.event_id,
-                            d.model_dump(mode="json")), p.record) for d, (p, _) in zip(docs, scored, strict=True)],
-            alerts=[self._alert(doc) for doc in docs if doc.flagged], alert_topic=self.settings.topics.alerts_fraud)
+            out.documents.append((Doc(monthly_index(self.prefix, "transactions", doc.event_time), doc.event_id,
+                                      doc.model_dump(mode="json")), step.record))
+            if doc.flagged:
+                out.alerts.append(self._alert(doc))
+        return out
 
-    def commit(self, scored: list[tuple[Payment, FraudScore]]) -> None:
-        """Each card's latest state, with the position it covers: a replay of this batch skips what it absorbed."""
-        latest = {p.txn.card_token: p for p, _ in scored}
-        for token, p in latest.items():
-            self.states[token] = {"state": p.state.to_dict(), "partition": p.record.partition,
-                                  "offset": p.record.offset}
+    def commit(self, scored: list[tuple[MerchantStep, FraudScore | None]]) -> None:
+        """Each merchant's latest state with the positions it covers."""
+        latest = {merchant_of(step.event): step.keyed for step, _ in scored}
+        for merchant, keyed in latest.items():
+            store(self.states, merchant, keyed, MerchantState.to_dict)
 
-    def _stored(self, token: str) -> tuple[CardState | None, int, int]:
-        """The card's state and the (partition, offset) of the last transaction it absorbed."""
-        stored = self.states.get(token)
-        if not stored:
-            return None, -1, -1
-        return CardState.from_dict(stored["state"]), stored["partition"], stored["offset"]
+    @staticmethod
+    def events_in(scored: list[tuple[MerchantStep, FraudScore | None]]) -> int:
+        """The transactions scored (outcomes are not)."""
+        return sum(score is not None for _, score in scored)
 
-    def _document(self, record: Record, txn: Transaction, features: np.ndarray, score: FraudScore) -> FraudDoc:
-        f = self.settings.fraud
-        decision = decide(score.probability, f.review_threshold, f.block_threshold)
+    def _document(self, event: CardFeatures, features: np.ndarray, score: FraudScore) -> FraudDoc:
+        txn = event.transaction
+        decision = self.thresholds.decide(score.probability)
         return FraudDoc(
             event_id=txn.id, event_time=txn.ts, processed_at=utc_now(), model_name=score.model,
-            model_version=score.version, topic=record.topic, partition=record.partition, offset=record.offset,
-            card_token=txn.card_token, amount=txn.amount, currency=txn.currency, merchant_id=txn.merchant_id,
-            mcc=txn.mcc, country=txn.country, channel=txn.channel, fraud_score=score.probability,
-            decision=decision, flagged=decision != "approve", reasons=score.reasons[:3],
+            model_version=score.version, topic=event.topic, partition=event.partition, offset=event.offset,
+            card_token=txn.card_token, amount=txn.amount, currency=txn.currency,
+            amount_reference=round(float(features[FEATURE_NAMES.index("amount")]), 2),
+            reference_currency=self.config.reference_currency, merchant_id=txn.merchant_id, mcc=txn.mcc,
+            country=txn.country, channel=txn.channel, fraud_score=score.probability, decision=decision,
+            flagged=decision != "approve", reasons=score.reasons[:3],
             features={name: round(float(value), 6) for name, value in zip(FEATURE_NAMES, features, strict=True)},
         )
 
     def _alert(self, doc: FraudDoc) -> Alert:
         reasons = "; ".join(doc.reasons) or "unusual pattern"
+        converted = "" if doc.currency == doc.reference_currency else f" ({doc.amount_reference:,.2f} " \
+            f"{doc.reference_currency})"
         return Alert(
             alert_id=f"fraud-{doc.event_id}", kind="fraud", severity=SEVERITY[doc.decision], created_at=utc_now(),
             subject=doc.card_token,
-            summary=(f"{doc.decision.upper()}: {doc.amount:,.2f} {doc.currency} at merchant {doc.merchant_id} "
-                     f"({doc.country}), fraud score {doc.fraud_score:.2f}: {reasons}"),
+            summary=(f"{doc.decision.upper()}: {doc.amount:,.2f} {doc.currency}{converted} at merchant "
+                     f"{doc.merchant_id} ({doc.country}), fraud score {doc.fraud_score:.2f}: {reasons}"),
             evidence={"fraud_score": round(doc.fraud_score, 4), "decision": doc.decision, "amount": doc.amount,
-                      "currency": doc.currency, "merchant_id": doc.merchant_id, "mcc": doc.mcc,
-                      "country": doc.country, "channel": doc.channel, "reasons": reasons},
+                      "currency": doc.currency, "amount_reference": doc.amount_reference,
+                      "reference_currency": doc.reference_currency, "merchant_id": doc.merchant_id, "mcc": doc.mcc,
+                      "country": doc.country, "channel": doc.channel, "reasons": reasons,
+                      **{name: doc.features[name] for name in EVIDENCE}},
             event_ids=[doc.event_id], model_name=doc.model_name, model_version=doc.model_version,
         )

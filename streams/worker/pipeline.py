@@ -59,6 +59,7 @@ class Pipeline(ABC, Generic[E, U]):
     event_model: type[E]
     index_kind: str = ""  # the documents' index kind (metrics label); "" when the pipeline writes none
     chunk_size: int = 0  # units per model call (sent together); 0: one call per micro-batch
+    scored_stream: str = ""  # the stream scored events are counted under, when not the one consumed
 
     def __init__(self, settings: Settings, decoder: Decoder, checkpoint: Checkpoint, stream: str) -> None:
         self.settings, self.decoder, self.checkpoint, self.stream = settings, decoder, checkpoint, stream
@@ -105,7 +106,7 @@ class Pipeline(ABC, Generic[E, U]):
         out.letters = letters + out.letters
         refused = await self.checkpoint.make_durable(out)
         self.commit(scored)
-        metrics.EVENTS_SCORED.labels(self.stream).inc(self.events_in(scored))
+        metrics.EVENTS_SCORED.labels(self.scored_stream or self.stream).inc(self.events_in(scored))
         if self.index_kind:
             metrics.DOCS_INDEXED.labels(self.index_kind).inc(len(out.documents) - refused)
         return BatchOutcome(scored=self.events_in(scored), dead_letters=len(out.letters) + refused,

@@ -41,7 +41,8 @@ class Runtime:
         self.batchers: list[DynamicBatcher[Any, Any]] = []
         self.pipelines: dict[str, Pipeline[Any, Any]] = {}
         self.user_states: Any = None  # the Faust table of user interests (recs)
-        self.card_states: Any = None  # the Faust table of per-card state (fraud)
+        self.card_states: Any = None  # the Faust table of per-card state (fraud, card stage)
+        self.merchant_states: Any = None  # the Faust table of per-merchant state (fraud, scoring stage)
 
     @property
     def started(self) -> bool:
@@ -119,13 +120,18 @@ class Runtime:
 
     async def _start_fraud(self) -> None:
         from models.fraud import FraudModel
+        from models.fraud_features import FeatureConfig
         from streams.worker.fraud import FraudPipeline
+        from streams.worker.fraud_cards import CardStage
 
-        model = await asyncio.to_thread(FraudModel.load, None, self.settings.models.device)
-        batcher = await self._batcher(model.score_batch, "fraud", self.settings.batching.fraud_batch_size)
+        s = self.settings
+        model = await asyncio.to_thread(FraudModel.load, None, s.models.device)
+        batcher = await self._batcher(model.score_batch, "fraud", s.batching.fraud_batch_size)
         assert self.checkpoint is not None
-        self.pipelines["fraud"] = FraudPipeline(self.settings, self.decoder, self.checkpoint, batcher.submit,
-                                                self.card_states)
+        config = FeatureConfig(model.delay_days, model.currency, s.fraud.rates)
+        self.pipelines["fraud-cards"] = CardStage(s, self.decoder, self.checkpoint, self.card_states, config)
+        self.pipelines["fraud"] = FraudPipeline(s, self.decoder, self.checkpoint, batcher.submit,
+                                                self.merchant_states, config, model.thresholds)
 
     async def _start_recs(self) -> None:
         from models.encoder import get_encoder

@@ -13,12 +13,12 @@ def test_only_the_sentiment_agent_works_on_several_batches_at_once() -> None:
     settings = Settings(pipelines="sentiment,fraud,recs", batching=BatchingSettings(sentiment_batches_in_flight=3))
     app, _ = create_app(settings)
     concurrency = {agent.name.rsplit(".", 1)[-1]: agent.concurrency for agent in app.agents.values()}
-    assert concurrency == {"sentiment": 3, "fraud": 1, "catalog": 1, "clicks": 1}
+    assert concurrency == {"sentiment": 3, "fraud-cards": 1, "fraud": 1, "catalog": 1, "clicks": 1}
 
 
 def test_pipelines_choose_the_agents() -> None:
     app, _ = create_app(Settings(pipelines="fraud"))
-    assert [agent.name.rsplit(".", 1)[-1] for agent in app.agents.values()] == ["fraud"]
+    assert [agent.name.rsplit(".", 1)[-1] for agent in app.agents.values()] == ["fraud-cards", "fraud"]
 
 
 def test_ready_means_models_up_and_partitions_held() -> None:

@@ -1,4 +1,5 @@
-"""The committed fraud artifact: loads, scores batches with reasons, calibrated, usable from the batcher."""
+"""The committed fraud artifact: loads, scores batches with reasons in words (amounts in the reference currency, the
+merchant's confirmed-fraud rate), calibrated, with alert-budget thresholds, usable from the batcher."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ import pytest
 import torch
 
 from models.batcher import DynamicBatcher
-from models.fraud import FraudModel, FraudScore, decide, default_artifact_dir
+from models.fraud import FraudModel, FraudScore, ScoreRequest, Thresholds, decide, default_artifact_dir
 from models.fraud_features import FEATURE_NAMES, INDEX
 from models.fraud_reasons import TIMES_SIGN as X
-from models.fraud_reasons import reasons_for
+from models.fraud_reasons import Wording, reasons_for
 from streams.core.errors import ModelArtifactError
-from streams.core.settings import FraudSettings
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,10 @@ def test_artifact_is_small_and_describes_itself() -> None:
     assert sum(f.stat().st_size for f in folder.iterdir()) < 1_000_000
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["features"] == FEATURE_NAMES and meta["version"] and meta["training"]["seed"] is not None
-    assert meta["holdout_metrics"]["model"]["pr_auc"] >= 0.9
+    holdout = meta["holdout_metrics"]
+    assert holdout["model"]["pr_auc"] > holdout["logistic_regression"]["pr_auc"] > holdout["amount_rule"]["pr_auc"]
+    assert 0 < meta["thresholds"]["review"] <= meta["thresholds"]["block"] < 1
+    assert (meta["label_delay_days"], meta["reference_currency"]) == (7, "EUR")
 
 
 def test_score_shapes_and_ranges(model: FraudModel) -> None:
@@ -67,10 +70,22 @@ def test_typical_transaction_is_approved_and_takeover_is_blocked(model: FraudMod
 
 def test_probability_grows_with_the_amount_above_usual(model: FraudModel) -> None:
     ratios = [1.0, 2.0, 5.0, 20.0, 80.0]
-    X = np.vstack([row(amount=38 * r, amount_ratio=r, amount_z=math.log(r) / 0.6, mcc_new=1) for r in ratios])
+    X = np.vstack([row(amount=38 * r, amount_ratio=r, amount_z=math.log(r) / 0.6, amount_z_category=math.log(r) / 0.6,
+                       mcc_new=1) for r in ratios])
     probabilities = model.probabilities(X)
-    assert probabilities[0] < 0.01 and probabilities[-1] > 0.5
+    assert probabilities[0] < model.thresholds.review < 0.5 < probabilities[-1]
     assert np.all(np.diff(probabilities) > 0)
+
+
+def test_probability_grows_with_the_merchants_confirmed_fraud_rate(model: FraudModel) -> None:
+    rates = [0.0, 0.1, 0.3, 0.6, 0.9]
+    X = np.vstack([row(merchant_count_7d=20, merchant_count_30d=60, merchant_fraud_rate_7d=r,
+                       merchant_fraud_rate_30d=r / 2, merchant_frauds_30d=round(30 * r)) for r in rates])
+    probabilities = model.probabilities(X)
+    assert probabilities[0] < model.thresholds.review < probabilities[-1]
+    assert np.all(np.diff(probabilities) > 0)
+    (score,) = model.score_batch([ScoreRequest(X[-1])])
+    assert any("merchant's confirmed fraud" in reason for reason in score.reasons)
 
 
 def test_calibration_is_monotone_in_the_logit(model: FraudModel) -> None:
@@ -88,31 +103,29 @@ def test_attributions_add_up_to_the_logit_difference(model: FraudModel) -> None:
 
 def test_score_batch_works_inside_inference_mode(model: FraudModel) -> None:
     with torch.inference_mode():
-        scores = model.score_batch([takeover(), row()])
+        scores = model.score_batch([ScoreRequest(takeover()), ScoreRequest(row())])
     assert [type(s) for s in scores] == [FraudScore, FraudScore]
     assert scores[0].probability > scores[1].probability and scores[0].model == model.name
     assert len(scores[0].reasons) == len(scores[0].reason_codes) <= 3
 
 
 async def test_score_batch_serves_the_dynamic_batcher(model: FraudModel) -> None:
-    batcher: DynamicBatcher[np.ndarray, FraudScore] = DynamicBatcher(
+    batcher: DynamicBatcher[ScoreRequest, FraudScore] = DynamicBatcher(
         model.score_batch, name="fraud-test", max_batch_size=8, max_wait_ms=5
     )
     await batcher.start()
     try:
-        scores = await batcher.submit([row(), takeover(), row()])
+        scores = await batcher.submit([ScoreRequest(row()), ScoreRequest(takeover()), ScoreRequest(row())])
     finally:
         await batcher.stop()
     assert [s.probability > 0.5 for s in scores] == [False, True, False]
 
 
-def test_decisions_follow_thresholds() -> None:
-    s = FraudSettings()
-    assert decide(0.1, s.review_threshold, s.block_threshold) == "approve"
-    assert decide(s.review_threshold, s.review_threshold, s.block_threshold) == "review"
-    assert decide(0.999, s.review_threshold, s.block_threshold) == "block"
-    with pytest.raises(ValueError):
-        FraudSettings(review_threshold=0.8, block_threshold=0.5)
+def test_decisions_follow_thresholds(model: FraudModel) -> None:
+    t = model.thresholds
+    assert [t.decide(p) for p in (t.review / 2, t.review, (t.review + t.block) / 2, t.block, 1.0)] == [
+        "approve", "review", "review", "block", "block"]
+    assert decide(0.3, 0.2, 0.6) == Thresholds(0.2, 0.6).decide(0.3) == "review"
 
 
 def test_artifact_for_other_features_is_refused(tmp_path: Path) -> None:
@@ -136,6 +149,7 @@ def only(group_features: dict[str, float]) -> np.ndarray:
 
 def values(**changes: float) -> np.ndarray:
     raw = np.zeros(len(FEATURE_NAMES))
+    raw[INDEX["merchant_count_30d"]] = 50
     raw[INDEX["amount"]], raw[INDEX["amount_ratio"]], raw[INDEX["history_count"]] = 40.0, 1.0, 12
     for name, value in changes.items():
         raw[INDEX[name]] = value
@@ -148,12 +162,12 @@ def values(**changes: float) -> np.ndarray:
         (
             values(amount=350.0, amount_ratio=14.0),
             only({"amount_ratio": 2.0}),
-            f"amount 14{X} the card's usual (25.00)",
+            f"amount 350.00 EUR, 14{X} the card's usual (25.00 EUR)",
         ),
         (
             values(amount=90.0, amount_ratio=3.46),
             only({"amount_z": 1.0}),
-            f"amount 3.5{X} the card's usual (26.01)",
+            f"amount 90.00 EUR, 3.5{X} the card's usual (26.01 EUR)",
         ),
         (
             values(distance_km=1240.0, location_gap_min=20.0, speed_kmh=3720.0),
@@ -163,19 +177,29 @@ def values(**changes: float) -> np.ndarray:
         (
             values(count_1h=5, sum_1h=1020.0),
             only({"count_1h": 1.0}),
-            "5 earlier transactions in the last hour (1,020.00 in total)",
+            "5 earlier transactions in the last hour (1,020.00 EUR in total)",
         ),
         (values(merchant_new=1), only({"merchant_new": 1.0}), "first purchase at this merchant"),
         (values(device_new=1), only({"device_new": 1.0}), "new device"),
         (values(device_new=1, devices_known=2), only({"device_new": 1.0}), "new device (the card used 2 others)"),
         (values(local_hour=3.2, night=1), only({"night": 1.0}), "03:12 local night-time"),
         (values(seconds_since_prev=4.0), only({"seconds_since_prev": 1.0}), "previous transaction 4 s earlier"),
-        (values(amount=0.5), only({"amount": 1.0}), "amount 0.50, tiny for any card (a typical purchase is 40.00)"),
+        (values(amount=0.5), only({"amount": 1.0}),
+         "amount 0.50 EUR, tiny for any card (a typical purchase is 40.00 EUR)"),
+        (values(merchant_count_7d=40, merchant_fraud_rate_7d=0.3), only({"merchant_fraud_rate_7d": 1.0}),
+         "merchant's confirmed fraud: 12 of its 40 payments in the 7 days ending 7 days ago (30%)"),
+        (values(card_known_fraud=1), only({"card_known_fraud": 1.0}), "a fraud on this card was confirmed earlier"),
         (values(country_new=1), only({"country_new": 1.0}), "first transaction in this country"),
     ],
 )
 def test_reason_wording(raw: np.ndarray, attributions: np.ndarray, expected: str) -> None:
-    assert reasons_for(raw, attributions, typical_amount=40.0) == [(reasons_for(raw, attributions)[0][0], expected)]
+    assert [text for _, text in reasons_for(raw, attributions, Wording(typical=40.0))] == [expected]
+
+
+def test_an_amount_paid_in_another_currency_is_shown_beside_the_converted_one() -> None:
+    raw = values(amount=0.54, amount_ratio=0.02)
+    (_, text), = reasons_for(raw, only({"amount": 1.0}), Wording(typical=40.0, paid="795.29 KRW"))
+    assert text == "amount 0.54 EUR (795.29 KRW), far below the card's usual 27.00 EUR"
 
 
 def test_reasons_are_ordered_positive_and_at_most_three() -> None:

@@ -8,8 +8,10 @@ from streams.core.settings import Settings, TopicSettings
 
 def test_default_topics() -> None:
     specs = {spec.name: spec for spec in topic_specs(Settings())}
-    assert set(specs) == {"news", "transactions", "clicks", "catalog", "alerts.sentiment", "alerts.fraud",
-                          "recommendations", "deadletter"}
+    assert set(specs) == {"news", "transactions", "labels", "transactions.by-merchant", "labels.by-card", "clicks",
+                          "catalog", "alerts.sentiment", "alerts.fraud", "recommendations", "deadletter"}
+    # the fraud stages read their topics in pairs, co-partitioned: the same partitions each
+    assert {specs[n].partitions for n in ("transactions", "labels", "transactions.by-merchant", "labels.by-card")} == {3}
     assert specs["news"].partitions == specs["transactions"].partitions == specs["clicks"].partitions == 3
     assert specs["catalog"].cleanup_policy == "compact"
     assert specs["deadletter"].cleanup_policy == "delete"

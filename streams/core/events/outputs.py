@@ -56,13 +56,16 @@ class SentimentDoc(ScoredDoc):
 class FraudDoc(ScoredDoc):
     """Fraud score of one transaction (card token only: card numbers are never written).
 
-    `decision` follows the configured thresholds (settings.fraud); `flagged` is true exactly when the decision
-    is review or block (then an alert is raised). A caller that gives only `flagged` gets review or approve.
+    `decision` follows the model's thresholds (set by training to meet the alert budget; settings.fraud may
+    override them); `flagged` is true exactly when the decision is review or block (then an alert is raised). A
+    caller that gives only `flagged` gets review or approve.
     """
 
     card_token: str
     amount: float
     currency: str
+    amount_reference: float | None = Field(None, description="the amount in the reference currency (the features')")
+    reference_currency: str | None = None
     merchant_id: str
     mcc: str
     country: str

@@ -1,4 +1,5 @@
-"""Per-card fraud features on hand-made sequences: exact values, window boundaries, bounded memory, travel."""
+"""Per-card fraud features on hand-made sequences: exact values, window boundaries, bounded memory, travel, the
+7- and 30-day windows, and a confirmed fraud that counts only once it was known."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.fraud_features import (
-    FEATURE_NAMES,
+from models.card_features import (
+    CARD_FEATURES,
     MAX_COUNTRIES,
     MAX_DEVICES,
     MAX_GAP_S,
@@ -20,10 +21,10 @@ from models.fraud_features import (
     MAX_PLACES,
     MAX_WINDOW,
     CardState,
-    featurize_stream,
     haversine_km,
-    update,
+    mark_fraud,
 )
+from models.card_features import update as card_update
 from streams.core.events import Transaction
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -50,7 +51,12 @@ def txn(seconds: float = 0, amount: float = 10.0, **fields: Any) -> Transaction:
 
 
 def named(row: np.ndarray) -> dict[str, float]:
-    return dict(zip(FEATURE_NAMES, row.tolist(), strict=True))
+    return dict(zip(CARD_FEATURES, row.tolist(), strict=True))
+
+
+def update(state: CardState | None, event: Transaction) -> tuple[CardState, np.ndarray]:
+    """The card step with the amount as given (these tests use one currency)."""
+    return card_update(state, event, event.amount)
 
 
 def replay(*events: Transaction) -> tuple[CardState, list[dict[str, float]]]:
@@ -68,6 +74,7 @@ def test_first_transaction_of_a_card_has_documented_values() -> None:
     assert named(f) == {
         "amount": 25.0,
         "amount_z": 0.0,
+        "amount_z_category": 0.0,
         "amount_ratio": 1.0,
         "history_count": 0.0,
         "count_1h": 0.0,
@@ -89,6 +96,11 @@ def test_first_transaction_of_a_card_has_documented_values() -> None:
         "channel_changed": 0.0,
         "local_hour": pytest.approx(12 + 13.40 / 15),
         "night": 0.0,
+        "count_7d": 0.0,
+        "mean_amount_7d": 0.0,
+        "count_30d": 0.0,
+        "mean_amount_30d": 0.0,
+        "card_known_fraud": 0.0,
     }
     assert state.n == 1 and state.mean_log == pytest.approx(math.log(25.0)) and state.m2_log == 0.0
     assert state.devices == (("dev-1", 1),) and state.window == ((T0.timestamp(), 25.0),)
@@ -99,6 +111,7 @@ def test_second_transaction_compares_with_the_first() -> None:
     # n = 1: spread is the prior, sqrt((0 + 2 * 0.5**2) / (0 + 2)) = 0.5
     assert f["amount_z"] == pytest.approx(math.log(4.0) / 0.5)
     assert f["amount_ratio"] == pytest.approx(4.0)
+    assert f["amount_z_category"] == pytest.approx(f["amount_z"])  # one earlier purchase, in the same category
     assert (f["history_count"], f["count_1h"], f["sum_1h"], f["count_24h"], f["sum_24h"]) == (1, 1, 10, 1, 10)
     assert f["seconds_since_prev"] == 600
     assert (f["merchant_new"], f["mcc_new"], f["country_new"], f["channel_changed"]) == (1, 0, 0, 1)
@@ -233,10 +246,33 @@ def test_state_round_trips_through_json_and_stays_small() -> None:
     np.testing.assert_array_equal(a, b)
 
 
-def test_featurize_stream_matches_update_and_separates_cards() -> None:
-    events = [txn(0), txn(60, card_token="tok_othercard01"), txn(120, amount=30.0)]
-    states, X = featurize_stream(events)
-    assert X.shape == (3, len(FEATURE_NAMES)) and set(states) == {"tok_testcard0001", "tok_othercard01"}
-    assert named(X[1])["history_count"] == 0 and named(X[2])["history_count"] == 1
-    assert named(X[2])["seconds_since_prev"] == 120
-    assert featurize_stream([])[1].shape == (0, len(FEATURE_NAMES))
+def test_the_category_z_score_compares_with_the_cards_purchases_in_that_category() -> None:
+    groceries = [txn(60 * i, 40.0 + i, mcc="5411") for i in range(5)]
+    cash = [txn(600 + 60 * i, 200.0, mcc="6011") for i in range(3)]
+    _, rows = replay(*groceries, *cash, txn(2000, 210.0, mcc="6011"), txn(2100, 210.0, mcc="5411"),
+                     txn(2200, 20.0, mcc="5999"))
+    atm, big_basket, new_category = rows[-3], rows[-2], rows[-1]
+    assert abs(atm["amount_z_category"]) < 0.2 < atm["amount_z"]  # usual for cash, unusual for the card overall
+    assert big_basket["amount_z_category"] > 3  # five times the card's groceries
+    assert new_category["amount_z_category"] == 0.0
+
+
+def test_7_and_30_day_windows_count_whole_days_and_forget_older_ones() -> None:
+    day = 86_400
+    state, rows = replay(txn(0, 10.0), txn(day, 20.0), txn(6 * day, 30.0), txn(7 * day, 40.0), txn(30 * day, 50.0))
+    assert (rows[2]["count_7d"], rows[2]["mean_amount_7d"]) == (2, 15.0)  # days 0 and 1 are within 7 days of day 6
+    assert (rows[3]["count_7d"], rows[3]["mean_amount_7d"]) == (2, 25.0)  # day 0 left the 7-day window on day 7
+    assert (rows[3]["count_30d"], rows[3]["mean_amount_30d"]) == (3, 20.0)
+    assert (rows[4]["count_30d"], rows[4]["mean_amount_30d"]) == (3, 30.0)  # day 0 is 30 days before day 30: out
+    assert [d for d, _, _ in state.days] == [d for d, _, _ in state.days if d > state.days[-1][0] - 30]
+    assert len(state.days) == 4
+
+
+def test_a_confirmed_fraud_counts_from_the_next_full_hour_after_it_was_reported() -> None:
+    reported = (T0 + timedelta(minutes=20)).timestamp()  # 12:20
+    state = mark_fraud(update(None, txn(0))[0], reported)
+    assert named(update(state, txn(30 * 60))[1])["card_known_fraud"] == 0  # 12:30: not yet known
+    assert named(update(state, txn(59 * 60))[1])["card_known_fraud"] == 0
+    assert named(update(state, txn(60 * 60))[1])["card_known_fraud"] == 1  # 13:00
+    earlier = mark_fraud(state, reported - 3600)
+    assert earlier.fraud_known_at == T0.timestamp() and mark_fraud(earlier, reported) == earlier
