@@ -234,10 +234,26 @@ def features_of(state: CardState, txn: Transaction, amount: float) -> np.ndarray
 def _add_day(days: tuple[tuple[int, int, float], ...], day: int, amount: float, newest_day: int
              ) -> tuple[tuple[int, int, float], ...]:
     """Day buckets with `amount` added to `day`, sorted, pruned to the last LONG_WINDOWS[-1] days."""
-    buckets = {d: (n, a) for d, n, a in days}
-    n, a = buckets.get(day, (0, 0.0))
-    buckets[day] = (n + 1, a + amount)
-    return tuple((d, n, a) for d, (n, a) in sorted(buckets.items()) if d > newest_day - LONG_WINDOWS[-1])
+    oldest = newest_day - LONG_WINDOWS[-1]
+    if days and days[-1][0] == day:  # the usual case: another payment today
+        last = days[-1]
+        kept = days[:-1] + ((day, last[1] + 1, last[2] + amount),)
+    elif not days or days[-1][0] < day:  # the first payment of a new day
+        kept = (*days, (day, 1, amount))
+    else:  # a late payment of an earlier day
+        buckets = {d: (n, a) for d, n, a in days}
+        n, a = buckets.get(day, (0, 0.0))
+        buckets[day] = (n + 1, a + amount)
+        kept = tuple((d, n, a) for d, (n, a) in sorted(buckets.items()))
+    return kept if kept[0][0] > oldest else tuple(entry for entry in kept if entry[0] > oldest)
+
+
+def _add_category(mcc_logs: tuple[tuple[str, int, float, float], ...], mcc: str, log_amount: float
+                  ) -> tuple[tuple[str, int, float, float], ...]:
+    """The categories' log-amount statistics after a payment in `mcc`, which becomes the most recent (LRU)."""
+    others = tuple(entry for entry in mcc_logs if entry[0] != mcc)
+    found = next((entry for entry in mcc_logs if entry[0] == mcc), (mcc, 0, 0.0, 0.0))
+    return (*others, (mcc, *_welford(found[1], found[2], found[3], log_amount)))[-MAX_MCCS:]
 
 
 def absorb(state: CardState, txn: Transaction, amount: float) -> CardState:
@@ -245,9 +261,6 @@ def absorb(state: CardState, txn: Transaction, amount: float) -> CardState:
     t = txn.ts.timestamp()
     log_amount = math.log(amount)
     n, mean, m2 = _welford(state.n, state.mean_log, state.m2_log, log_amount)
-    stats = {mcc: (k, mu, q) for mcc, k, mu, q in state.mcc_logs}
-    stats[txn.mcc] = _welford(*stats.get(txn.mcc, (0, 0.0, 0.0)), log_amount)
-    mcc_logs = (*((c, *v) for c, v in stats.items() if c != txn.mcc), (txn.mcc, *stats[txn.mcc]))[-MAX_MCCS:]
     newest = t if state.last_ts is None else max(state.last_ts, t)
     window = list(state.window)
     bisect.insort(window, (t, amount), key=lambda pair: pair[0])
@@ -275,7 +288,7 @@ def absorb(state: CardState, txn: Transaction, amount: float) -> CardState:
         window=tuple(window),
         merchants=_touch(state.merchants, txn.merchant_id, MAX_MERCHANTS),
         mccs=_touch(state.mccs, txn.mcc, MAX_MCCS),
-        mcc_logs=mcc_logs,
+        mcc_logs=_add_category(state.mcc_logs, txn.mcc, log_amount),
         countries=_touch(state.countries, txn.country, MAX_COUNTRIES),
         devices=devices,
         places=places,

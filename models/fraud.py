@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from models.fraud_features import FEATURE_NAMES, INDEX
-from models.fraud_reasons import Wording, reasons_for
+from models.fraud_reasons import Wording, group_attributions, reasons_for
 from streams.core.errors import ModelArtifactError
 
 MODEL_NAME = "fraud-mlp"
@@ -269,11 +269,12 @@ class FraudModel:
         X = np.vstack([np.asarray(r.features, dtype=np.float64).reshape(1, -1) for r in requests])
         logits, attributions = self.attributions(X)
         probabilities = self.calibrate(logits)
+        grouped = group_attributions(attributions)[1]
         typical = float(self.reference[INDEX["amount"]])
         results = []
         for i, p in enumerate(probabilities.tolist()):
             words = Wording(typical, self.currency, requests[i].paid, self.delay_days)
-            reasons = reasons_for(X[i], attributions[i], words)
+            reasons = reasons_for(X[i], attributions[i], words, grouped=grouped[i])
             results.append(
                 FraudScore(
                     probability=float(p),

@@ -201,29 +201,33 @@ WORDING: dict[str, Callable[[Values], str | None]] = {
 }
 
 
+GROUP_NAMES = list(GROUPS)
+GROUP_MATRIX = np.zeros((len(FEATURE_NAMES), len(GROUP_NAMES)))  # [features, groups]: 1 where a feature belongs
+for _feature, _group in GROUP_OF.items():
+    GROUP_MATRIX[INDEX[_feature], GROUP_NAMES.index(_group)] = 1.0
+WITH_MONEY: dict[str, Callable[[Values, Wording], str | None]] = {
+    "amount": _amount, "velocity": _velocity, "activity": _activity, "merchant_risk": _merchant_risk}
+
+
 def group_attributions(attributions: np.ndarray) -> tuple[list[str], np.ndarray]:
     """[n, features] attributions -> group names and [n, groups] sums."""
-    names = list(GROUPS)
-    matrix = np.zeros((len(FEATURE_NAMES), len(names)))
-    for feature, group in GROUP_OF.items():
-        matrix[INDEX[feature], names.index(group)] = 1.0
-    return names, attributions @ matrix
+    return GROUP_NAMES, attributions @ GROUP_MATRIX
 
 
-def reasons_for(raw: np.ndarray, attributions: np.ndarray, wording: Wording | None = None, k: int = TOP_K
-                ) -> list[tuple[str, str]]:
-    """Up to `k` (code, words) for one row: the groups pushing most towards fraud that have something to say."""
+def reasons_for(raw: np.ndarray, attributions: np.ndarray, wording: Wording | None = None, k: int = TOP_K,
+                grouped: np.ndarray | None = None) -> list[tuple[str, str]]:
+    """Up to `k` (code, words) for one row: the groups pushing most towards fraud that have something to say
+    (`grouped`: the row's group sums, when the caller grouped a whole batch at once)."""
     w = wording or Wording()
-    with_money: dict[str, Callable[[Values, Wording], str | None]] = {
-        "amount": _amount, "velocity": _velocity, "activity": _activity, "merchant_risk": _merchant_risk}
-    names, grouped = group_attributions(attributions[None, :])
-    values = dict(zip(FEATURE_NAMES, raw.tolist(), strict=True))
+    sums = attributions @ GROUP_MATRIX if grouped is None else grouped
+    values: Values | None = None
     reasons: list[tuple[str, str]] = []
-    for j in np.argsort(-grouped[0], kind="stable"):
-        if grouped[0, j] <= 0 or len(reasons) == k:
+    for j in np.argsort(-sums, kind="stable"):
+        if sums[j] <= 0 or len(reasons) == k:
             break
-        name = names[j]
-        text = with_money[name](values, w) if name in with_money else WORDING[name](values)
+        values = values or dict(zip(FEATURE_NAMES, raw.tolist(), strict=True))
+        name = GROUP_NAMES[j]
+        text = WITH_MONEY[name](values, w) if name in WITH_MONEY else WORDING[name](values)
         if text and text not in (words for _, words in reasons):
-            reasons.append((names[j], text))
+            reasons.append((name, text))
     return reasons

@@ -112,6 +112,13 @@ def test_every_malformed_event_reaches_the_deadletter_topic_with_its_reason(
     from datetime import UTC, datetime
 
     for kind in KINDS:
+        if kind == "labels":  # outcomes come from a chargeback system, not from a generator
+            for index in range(25):
+                label = {"transaction_id": f"txn-{index}", "merchant_id": "m-1", "fraud": index % 2 == 0,
+                         "transaction_ts": datetime.fromtimestamp(start, UTC).isoformat(),
+                         "reported_at": datetime.fromtimestamp(start + 60, UTC).isoformat()}
+                items.append((f"valid-label-{index}", topics[kind], json.dumps(label).encode()))
+            continue
         generator = make_generator(kind, seed=5, start=datetime.fromtimestamp(start, UTC))
         for index, generated in zip(range(25), generator, strict=False):
             items.append((f"generated-{kind}-{index}", topics[kind], json.dumps(generated.record).encode()))

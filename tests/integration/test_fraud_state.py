@@ -92,9 +92,10 @@ def test_card_and_merchant_state_continue_across_a_restart_with_outcomes_point_i
         worker.start()
         try:
             worker.wait_ready()
+            # the merchant stage reads the outcomes and sends the card stage those naming a card
             wait_for(lambda: worker.metric("lepton_events_consumed_total",
-                                           {"stream": s.topics.transactions_by_merchant}) >= len(outcomes),
-                     "the outcomes were not consumed", worker)
+                                           {"stream": s.topics.transactions}) >= len(outcomes),
+                     "the outcomes did not reach the card stage", worker)
             produce_by_day(records[FIRST:], FIRST)
         finally:
             assert worker.stop() == 0, worker.log_tail()
