@@ -13,9 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
+
+from streams.core.events import InputEvent
+from streams.core.events.base import Identifier
 from streams.core.settings import RecsSettings
+
+Weight = Annotated[float, Field(ge=0)]
 
 
 def decay(elapsed_s: float, half_life_s: float) -> float:
@@ -39,11 +45,35 @@ class Delta:
         """JSON-ready, without the item id (the message key carries it)."""
         return {"ts": self.ts, "p": self.partition, "o": self.offset, "pop": self.pop, "next": self.next, "co": self.co}
 
-    @classmethod
-    def from_dict(cls, item_id: str, data: dict[str, Any]) -> Delta:
-        return cls(item_id, float(data["ts"]), int(data["p"]), int(data["o"]), float(data.get("pop", 0.0)),
-                   {k: float(v) for k, v in data.get("next", {}).items()},
-                   {k: float(v) for k, v in data.get("co", {}).items()})
+
+
+class DeltaEntry(InputEvent):
+    """One click's contribution, as it travels on the item-deltas topic."""
+
+    ts: float
+    p: Annotated[int, Field(ge=0)]
+    o: Annotated[int, Field(ge=0)]
+    pop: Weight = 0.0
+    next: dict[Identifier, Weight] = Field(default_factory=dict)
+    co: dict[Identifier, Weight] = Field(default_factory=dict)
+
+
+class ItemDeltas(InputEvent):
+    """A message of the item-deltas topic (keyed by `item_id`): the deltas of one micro-batch of clicks, in order."""
+
+    item_id: Identifier
+    deltas: Annotated[list[DeltaEntry], Field(min_length=1)]
+
+    def entries(self) -> list[Delta]:
+        return [Delta(self.item_id, e.ts, e.p, e.o, e.pop, dict(e.next), dict(e.co)) for e in self.deltas]
+
+    @staticmethod
+    def encode(item_id: str, deltas: Sequence[Delta]) -> bytes:
+        """The message value for `deltas` of one item."""
+        import json
+
+        return json.dumps({"item_id": item_id, "deltas": [d.to_dict() for d in deltas]},
+                          separators=(",", ":")).encode()
 
 
 def session_deltas(session: Sequence[str], item_id: str, ts: float, partition: int, offset: int,
@@ -109,7 +139,8 @@ def fold(stats: ItemStats | None, item_id: str, deltas: Iterable[Delta], setting
          ) -> tuple[ItemStats, int]:
     """The item's statistics after `deltas` (all for `item_id`, in order) and how many were new; a delta whose click
     the statistics already absorbed (offset at or below the source partition's last) is skipped."""
-    stats = stats or ItemStats(item_id)
+    stats = ItemStats(item_id) if stats is None else ItemStats(stats.item_id, stats.at, stats.pop, dict(stats.next),
+                                                                 dict(stats.co), dict(stats.sources))
     absorbed = 0
     for delta in deltas:
         source = str(delta.partition)

@@ -55,6 +55,9 @@ class Popularity:
         self.counts: Counter[str] = Counter()
         self._ranked: list[str] = []
 
+    def observe(self, click: ClickEvent) -> None:
+        """Nothing per click: the baselines know the session from the query."""
+
     def learn(self, clicks: Iterable[ClickEvent]) -> None:
         """Count the micro-batch's events and re-rank (ties by catalog order)."""
         self.counts.update(click.item_id for click in clicks)
@@ -82,6 +85,7 @@ class CoOccurrence:
     """AR: for the current item, the items that shared the most sessions with it."""
 
     name = "cooccurrence"
+    observe = Popularity.observe
 
     def __init__(self, popularity: Popularity) -> None:
         self.popularity = popularity
@@ -111,6 +115,7 @@ class SessionKNN:
     """SKNN: cosine similarity of binary session vectors against the most recent sessions sharing an item."""
 
     name = "sknn"
+    observe = Popularity.observe
 
     def __init__(self, popularity: Popularity, k: int = 100, sample: int = 500) -> None:
         self.popularity, self.k, self.sample = popularity, k, sample

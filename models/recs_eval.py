@@ -73,6 +73,8 @@ class Method(Protocol):
 
     name: str
 
+    def observe(self, click: ClickEvent) -> None: ...
+
     def rank(self, queries: Sequence[Query], k: int) -> list[list[str]]: ...
 
     def learn(self, clicks: Iterable[ClickEvent]) -> None: ...
@@ -178,20 +180,30 @@ def _batches(clicks: Iterable[ClickEvent], size: int) -> Iterator[list[ClickEven
         yield batch
 
 
-def replay(clicks: Iterable[ClickEvent], records: Sequence[CatalogItem], index: ItemIndex, settings: RecsSettings,
-           k: int = 10, micro_batch: int = 256, progress: Progress = _no_progress) -> EvalReport:
-    """Run the protocol: the model and the baselines rank every click, each scored against the session's next view."""
+def standard_methods(index: ItemIndex, catalog: Catalog, settings: RecsSettings) -> list[Method]:
+    """The model and the three baselines, sharing one popularity count (the baselines' top-up order)."""
+    popularity = Popularity(catalog)
+    return [ModelMethod(index, catalog, settings), popularity, CoOccurrence(popularity), SessionKNN(popularity)]
+
+
+def replay(clicks: Iterable[ClickEvent], records: Sequence[CatalogItem], index: ItemIndex | None,
+           settings: RecsSettings, k: int = 10, micro_batch: int = 256, progress: Progress = _no_progress,
+           total: int | None = None, methods: Callable[[Catalog], list[Method]] | None = None) -> EvalReport:
+    """Run the protocol: the model and the baselines (or `methods(catalog)`) rank every click, each scored against the
+    session's next view."""
     catalog = Catalog([r.item_id for r in records if not r.deleted])
     timeline = Timeline(records, catalog)
-    popularity = Popularity(catalog)
-    methods: list[ModelMethod | Popularity | CoOccurrence | SessionKNN] = [
-        ModelMethod(index, catalog, settings), popularity, CoOccurrence(popularity), SessionKNN(popularity)]
-    metrics = {method.name: Metrics() for method in methods}
+    if methods is not None:
+        chosen = methods(catalog)
+    else:
+        assert index is not None, "the model needs the item index"
+        chosen = standard_methods(index, catalog, settings)
+    metrics = {method.name: Metrics() for method in chosen}
     sessions: dict[str, list[str]] = {}
     purchased: dict[str, list[str]] = {}
     pending: dict[str, list[tuple[frozenset[str], list[list[str]]]]] = {}
     counts = {"events": 0, "queries": 0, "unreachable": 0}
-    advance = progress("replaying clicks", None)
+    advance = progress("replaying clicks", total)
     for batch in _batches(clicks, micro_batch):
         timeline.advance(batch[0].ts.timestamp())
         queries = []
@@ -202,17 +214,18 @@ def replay(clicks: Iterable[ClickEvent], records: Sequence[CatalogItem], index: 
                 bought = [i for i in purchased.get(click.user_id, []) if i != click.item_id] + [click.item_id]
                 purchased[click.user_id] = bought[-settings.purchased_items:] if settings.purchased_items else []
             queries.append(Query(click, tuple(session), frozenset({click.item_id, *purchased.get(click.user_id, [])})))
-            methods[0].observe(click)  # type: ignore[union-attr]
-        ranked = [method.rank(queries, k) for method in methods]
+            for method in chosen:
+                method.observe(click)
+        ranked = [method.rank(queries, k) for method in chosen]
         for position, (click, query) in enumerate(zip(batch, queries, strict=True)):
             if click.action == "view":
                 for excluded, lists in pending.pop(click.session_id, []):
                     counts["queries"] += 1
                     counts["unreachable"] += click.item_id in excluded or click.item_id not in catalog.live
-                    for method, items in zip(methods, lists, strict=True):
+                    for method, items in zip(chosen, lists, strict=True):
                         metrics[method.name].add(items, click.item_id)
             pending.setdefault(click.session_id, []).append((query.excluded, [r[position] for r in ranked]))
-        for method in methods:
+        for method in chosen:
             method.learn(batch)
         counts["events"] += len(batch)
         advance(len(batch))
@@ -221,8 +234,8 @@ def replay(clicks: Iterable[ClickEvent], records: Sequence[CatalogItem], index: 
 
 def evaluate(records: Sequence[CatalogItem], clicks: Iterable[ClickEvent], encoder: TextEncoder, device: torch.device,
              settings: RecsSettings, k: int = 10, micro_batch: int = 256, embed_batch: int = 64,
-             progress: Progress = _no_progress) -> EvalReport:
-    """Embed the catalog, then replay the clicks: the whole `lepton eval recs` run."""
+             progress: Progress = _no_progress, total: int | None = None) -> EvalReport:
+    """Embed the catalog, then replay the clicks (`total` of them, when known): the whole `lepton eval recs` run."""
     began = time.perf_counter()
     index = build_index(records, encoder, device, embed_batch, progress)
     embedded = time.perf_counter()
@@ -230,7 +243,7 @@ def evaluate(records: Sequence[CatalogItem], clicks: Iterable[ClickEvent], encod
     if device.type == "cpu":
         torch.set_num_threads(1)  # the replay's tensors are small: extra threads only add contention
     try:
-        report = replay(clicks, records, index, settings, k, micro_batch, progress)
+        report = replay(clicks, records, index, settings, k, micro_batch, progress, total)
     finally:
         torch.set_num_threads(threads)
     return EvalReport(report.results, report.counts, {"embed_s": round(embedded - began, 2),

@@ -160,11 +160,17 @@ class TopicSettings(Section):
     alerts_sentiment: str = "alerts.sentiment"
     alerts_fraud: str = "alerts.fraud"
     recommendations: str = "recommendations"
+    item_deltas: str = Field("item-deltas", description="internal topic of item-statistic deltas from clicks, "
+                             "keyed by item")
+    item_stats: str = Field("item-stats", description="item statistics per item (compacted), read in full by every "
+                            "recommendation worker")
     deadletter: str = "deadletter"
     news_partitions: int = Field(3, ge=1)
     transactions_partitions: int = Field(3, ge=1)
     clicks_partitions: int = Field(3, ge=1)
     catalog_partitions: int = Field(1, ge=1)
+    item_stats_partitions: int = Field(
+        3, ge=1, description="partitions of item-deltas and of the compacted item-stats (both keyed by item)")
     output_partitions: int = Field(1, ge=1)
 
 

@@ -4,7 +4,8 @@ One worker holds one `Runtime` (runtime.py): the models, one dynamic batcher per
 checkpoint. Agents read micro-batches, hand them to their pipeline through the checkpoint (checkpoint.py), and
 Faust acks a batch's offsets only after its documents, alerts and dead letters are durable. The sentiment agent
 works on several micro-batches at once (the model scores one while the search engine takes the last); the fraud
-and recommendation agents keep per-key state and take one at a time. Beyond that, scale by partitions and worker
+and recommendation agents keep per-key state and take one at a time (recommendation workers also read the compacted
+catalog and item-stats topics in full, outside the consumer group). Beyond that, scale by partitions and worker
 processes. `LEPTON_PIPELINES` chooses which pipelines a worker runs. When the worker stops, Faust stops the agents
 (each finishes its batch), flushes and stops the producer, then the runtime closes the batchers and the sink.
 """
@@ -84,10 +85,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     if settings.runs("fraud"):
         runtime.card_states = table("card-state", topics.transactions_partitions)
         agent(topics.transactions, topics.transactions_partitions, "fraud", take_max=batching.fraud_batch_size)
-    if settings.runs("recs"):
+    if settings.runs("recs"):  # the catalog and item-stats topics are read in full by every worker (runtime.py)
         runtime.user_states = table("user-interest", topics.clicks_partitions)
-        agent(topics.catalog, topics.catalog_partitions, "catalog")
+        runtime.item_stats = table("item-stats", topics.item_stats_partitions)
         agent(topics.clicks, topics.clicks_partitions, "clicks")
+        agent(topics.item_deltas, topics.item_stats_partitions, "item-stats")
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

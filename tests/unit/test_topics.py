@@ -1,4 +1,4 @@
-"""Topic specs follow the settings: partitions configurable, catalog compacted, outputs present."""
+"""Topic specs follow the settings: partitions configurable, catalog and item statistics compacted, outputs present."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from streams.core.settings import Settings, TopicSettings
 def test_default_topics() -> None:
     specs = {spec.name: spec for spec in topic_specs(Settings())}
     assert set(specs) == {"news", "transactions", "clicks", "catalog", "alerts.sentiment", "alerts.fraud",
-                          "recommendations", "deadletter"}
+                          "recommendations", "item-deltas", "item-stats", "deadletter"}
     assert specs["news"].partitions == specs["transactions"].partitions == specs["clicks"].partitions == 3
-    assert specs["catalog"].cleanup_policy == "compact"
+    assert specs["catalog"].cleanup_policy == specs["item-stats"].cleanup_policy == "compact"
+    assert specs["item-deltas"].cleanup_policy == "delete" and specs["item-deltas"].partitions == 3
     assert specs["deadletter"].cleanup_policy == "delete"
 
 
