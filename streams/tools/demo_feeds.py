@@ -21,7 +21,8 @@ from streams.generators.news import NewsGenerator
 from streams.generators.shop import CatalogGenerator, ClickGenerator
 from streams.generators.transactions import TransactionGenerator
 
-NEWS_RATE, TXN_RATE, CLICK_RATE = 2.0, 2.0, 5.0  # simulated events per second of event time
+NEWS_RATE, TXN_RATE = 2.0, 2.0  # simulated events per second of event time
+CLICK_RATE = 0.02  # a shop's clicks: 2,000 span about a day, sessions of one user hours apart
 SHOP_ITEMS = 300
 
 
@@ -83,7 +84,7 @@ def catalog_feed(settings: Settings, seed: int) -> Feed:
 
 
 def clicks_feed(settings: Settings, count: int, rate: float, seed: int) -> Feed:
-    """Shopping sessions of 300 users over the demo catalog."""
+    """Shopping sessions of 300 users over the demo catalog, over days of event time ending about now."""
     span = count / CLICK_RATE
     generator = ClickGenerator(seed=seed, start=utc_now() - timedelta(seconds=span + 60), rate_per_s=CLICK_RATE,
                                n_users=300, n_items=SHOP_ITEMS, catalog_seed=seed)

@@ -89,3 +89,4 @@ class StatsFeed:
             except (ValueError, KeyError, TypeError, AttributeError):
                 self.invalid += 1  # written by our own stage; counted, not fatal
         metrics.ITEM_STATS_ITEMS.set(len(self.view))
+        metrics.ITEM_STATS_READ.inc(len(records))
