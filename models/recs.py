@@ -219,7 +219,7 @@ class Scorer:
         b_cols = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.int64)
         b_vals = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0, np.float32)
         b_t = torch.sparse_coo_tensor(torch.from_numpy(np.stack([b_cols, b_rows])), torch.from_numpy(b_vals),
-                                      (len(index), len(columns))).coalesce()
+                                      (len(index), len(columns)), check_invariants=False).coalesce()
         behaviour = torch.sparse.mm(to_device(b_t, device), to_device(a.t(), device)).t()  # [users, items]
         # text: the session's items (by position) and the user's interest vector, against every item
         session = torch.zeros(len(states), len(columns))

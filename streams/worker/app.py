@@ -64,10 +64,12 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     health = ConsumerHealth(settings.stall_after_s)
     batching, topics = settings.batching, settings.topics
 
-    def table(name: str, partitions: int) -> Any:
-        """A changelog-backed table of JSON values keyed by the source topic's key (same partitioner)."""
+    def table(name: str, partitions: int, raw_keys: bool = False) -> Any:
+        """A changelog-backed table of JSON values keyed by the source topic's key (same partitioner). With `raw_keys`
+        the keys are the source key's bytes, so a key's changelog record lands in the partition of its source record
+        and is restored by the worker that owns that partition; JSON keys are hashed as their JSON text instead."""
         return app.Table(name, partitions=partitions, use_partitioner=True,
-                         schema=faust.Schema(key_serializer="json", value_serializer="json"))
+                         schema=faust.Schema(key_serializer="raw" if raw_keys else "json", value_serializer="json"))
 
     def agent(topic: str, partitions: int, pipeline: str, take_max: int = 0, in_flight: int = 1) -> None:
         """One agent: micro-batches of `topic` into the named pipeline, acked once it returns; `in_flight`
@@ -86,8 +88,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         runtime.card_states = table("card-state", topics.transactions_partitions)
         agent(topics.transactions, topics.transactions_partitions, "fraud", take_max=batching.fraud_batch_size)
     if settings.runs("recs"):  # the catalog and item-stats topics are read in full by every worker (runtime.py)
-        runtime.user_states = table("user-interest", topics.clicks_partitions)
-        runtime.item_stats = table("item-stats", topics.item_stats_partitions)
+        runtime.user_states = table("user-interest", topics.clicks_partitions, raw_keys=True)
+        runtime.item_stats = table("item-stats", topics.item_stats_partitions, raw_keys=True)
         agent(topics.clicks, topics.clicks_partitions, "clicks")
         agent(topics.item_deltas, topics.item_stats_partitions, "item-stats")
 

@@ -37,7 +37,7 @@ class ItemStatsPipeline(Pipeline[ItemDeltas, ItemUpdate]):
     event_model = ItemDeltas
 
     def __init__(self, settings: Settings, decoder: Decoder, checkpoint: Checkpoint,
-                 table: MutableMapping[str, dict]) -> None:
+                 table: MutableMapping[bytes, dict]) -> None:
         super().__init__(settings, decoder, checkpoint, settings.topics.item_deltas)
         self.table = table
 
@@ -47,7 +47,7 @@ class ItemStatsPipeline(Pipeline[ItemDeltas, ItemUpdate]):
         for record, event in events:
             update = updates.get(event.item_id)
             if update is None:
-                stored = self.table.get(event.item_id)
+                stored = self.table.get(event.item_id.encode())
                 update = ItemUpdate(ItemStats.from_dict(stored) if stored else ItemStats(event.item_id))
             update.stats, absorbed = fold(update.stats, event.item_id, event.entries(), self.settings.recs)
             if absorbed:
@@ -66,9 +66,10 @@ class ItemStatsPipeline(Pipeline[ItemDeltas, ItemUpdate]):
             for unit, _ in scored])
 
     def commit(self, scored: list[tuple[ItemUpdate, None]]) -> None:
-        """Each item's statistics with the clicks offsets they cover (a replayed delta is skipped by those)."""
+        """Each item's statistics with the clicks offsets they cover (a replayed delta is skipped by those); keyed by
+        the item-deltas key's bytes, so the changelog record is in the item's partition."""
         for unit, _ in scored:
-            self.table[unit.stats.item_id] = unit.stats.to_dict()
+            self.table[unit.stats.item_id.encode()] = unit.stats.to_dict()
 
 
 class StatsFeed:

@@ -99,7 +99,7 @@ class ClicksPipeline(Pipeline[ClickEvent, Shopper]):
     index_kind = "recommendations"
 
     def __init__(self, settings: Settings, decoder: Decoder, checkpoint: Checkpoint, index: ItemIndex,
-                 scorer: Scorer, states: MutableMapping[str, dict]) -> None:
+                 scorer: Scorer, states: MutableMapping[bytes, dict]) -> None:
         super().__init__(settings, decoder, checkpoint, settings.topics.clicks)
         self.index, self.scorer, self.states = index, scorer, states
         self.index_name = f"{settings.search.index_prefix}-recommendations"
@@ -148,15 +148,16 @@ class ClicksPipeline(Pipeline[ClickEvent, Shopper]):
         return out
 
     def commit(self, scored: list[tuple[Shopper, list[tuple[str, float]]]]) -> None:
-        """Each user's state, with the position it covers: a replay of this batch skips what it absorbed."""
+        """Each user's state, with the position it covers: a replay of this batch skips what it absorbed. Keyed by the
+        clicks key's bytes, so the changelog record is in the user's clicks partition."""
         for shopper, _ in scored:
-            self.states[shopper.state.user_id] = {"state": shopper.state.to_dict(),
+            self.states[shopper.state.user_id.encode()] = {"state": shopper.state.to_dict(),
                                                   "partition": shopper.record.partition,
                                                   "offset": shopper.record.offset}
 
     def _stored(self, user_id: str) -> tuple[UserState | None, int, int]:
         """The user's state and the (partition, offset) of the last click it absorbed."""
-        stored = self.states.get(user_id)
+        stored = self.states.get(user_id.encode())
         if not stored:
             return None, -1, -1
         return UserState.from_dict(stored["state"]), stored["partition"], stored["offset"]

@@ -104,12 +104,15 @@ def test_two_workers_share_item_statistics_and_a_restart_keeps_them(settings: Se
             producer.send_record("clicks", {"id": "again-0", "ts": at.isoformat(), "user_id": "again",
                                             "session_id": "again-s", "item_id": first.item_id, "action": "view"})
             producer.flush()
-        restarted = WorkerProcess(env, tmp_path / "worker-restarted.log", free_port())
-        workers.append(restarted)
-        restarted.start()
-        restarted.wait_ready()
-        assert restarted.metric("lepton_item_stats_items") >= 2  # read back from the compacted topic at start
-        # the table was restored from its changelog: the 10 later sessions add to the 30, they do not start over
+        restarted = [WorkerProcess(env, tmp_path / f"worker-restarted-{n}.log", free_port()) for n in range(2)]
+        workers += restarted
+        for worker in restarted:
+            worker.start()
+        for worker in restarted:
+            worker.wait_ready()
+            assert worker.metric("lepton_item_stats_items") >= 2  # read back from the compacted topic at start
+        # each item's table value was restored by the worker that owns its partition (raw keys put the changelog
+        # record in the item's partition): the 10 later sessions add to the 30, they do not start over
         _wait(lambda: _stats_records(s)[1][first.item_id]["next"][other.item_id] > 39.9, "the later transitions")
         assert _stats_records(s)[1][first.item_id]["next"][other.item_id] < 40.1
         [again] = _docs(client, index, ["again"], {"again": "again-0"}).values()

@@ -46,8 +46,8 @@ class Harness:
         self.index = ItemIndex("cpu")
         self.sent: list[tuple[str, bytes, bytes]] = []
         self.sink = FakeSink()
-        self.states: dict[str, dict] = {}
-        self.item_table: dict[str, dict] = {}
+        self.states: dict[bytes, dict] = {}
+        self.item_table: dict[bytes, dict] = {}
         self.view = StatsView()
         encoder = FakeEncoder()
 
@@ -98,7 +98,7 @@ async def test_clicks_refresh_recommendations_in_the_users_category() -> None:
     assert not {"g-2"} & set(recommended)  # the item in view, bought, is excluded
     messages = [(k, json.loads(v)) for topic, k, v in h.sent if topic == "recommendations"]
     assert messages == [(b"user-1", json.loads(json.dumps(doc.body)))]  # topic and index agree
-    state = h.states["user-1"]["state"]
+    state = h.states[b"user-1"]["state"]
     assert state["interactions"] == 3 and state["purchased"] == ["g-2"] and state["session"] == ["g-0", "g-1", "g-2"]
 
 
@@ -113,9 +113,9 @@ async def test_what_one_user_did_is_recommended_to_another_through_the_shared_st
     deltas = [json.loads(v) for t, _, v in h.sent if t == "item-deltas"]
     assert {d["item_id"] for d in deltas} == {"b-0", "g-5"}
     await h.propagate()
-    assert h.item_table["b-0"]["next"] == {"g-5": pytest.approx(3.0, rel=1e-5)}
-    assert h.item_table["b-0"]["sources"] == {"0": 12, "1": 11}
-    assert h.view.get("b-0") == ItemStats.from_dict(h.item_table["b-0"] | {"sources": {}})
+    assert h.item_table[b"b-0"]["next"] == {"g-5": pytest.approx(3.0, rel=1e-5)}
+    assert h.item_table[b"b-0"]["sources"] == {"0": 12, "1": 11}
+    assert h.view.get("b-0") == ItemStats.from_dict(h.item_table[b"b-0"] | {"sources": {}})
     await h.clicks.process([click_record(20, "newcomer", "b-0", second=30)])
     doc = next(d for d in reversed(h.sink.written) if d.id == "newcomer")
     assert doc.body["items"][0]["item_id"] == "g-5"
@@ -128,7 +128,7 @@ async def test_a_replayed_delta_batch_is_not_folded_twice() -> None:
     await h.clicks.process([click_record(0, "u", "b-0"), click_record(1, "u", "b-1", second=1)])
     deltas = [Record("item-deltas", 0, n, k, v) for n, (t, k, v) in enumerate(h.sent) if t == "item-deltas"]
     await h.item_stats.process(deltas)
-    before = json.loads(json.dumps(h.item_table))
+    before = {key: json.loads(json.dumps(value)) for key, value in h.item_table.items()}
     published = len([1 for t, _, _ in h.sent if t == "item-stats"])
     outcome = await h.item_stats.process(deltas)  # redelivered after a crash, or re-sent by a replayed click batch
     assert h.item_table == before and outcome.scored == 0
@@ -152,10 +152,10 @@ async def test_a_replayed_batch_is_not_absorbed_twice() -> None:
     await h.catalog.process([catalog_record(0, item_json("b-0", "books"), "b-0")])
     batch = [click_record(7, "user-1", "b-0", "purchase")]
     await h.clicks.process(batch)
-    before = dict(h.states["user-1"])
+    before = dict(h.states[b"user-1"])
     sent = len(h.sent)
     await h.clicks.process(batch)  # redelivered after a crash
-    assert h.states["user-1"] == before and before["offset"] == 7
+    assert h.states[b"user-1"] == before and before["offset"] == 7
     assert before["state"]["interactions"] == 1
     assert len(h.sent) == sent  # and no item deltas go out again
 
@@ -165,3 +165,14 @@ async def test_malformed_click_is_dead_lettered() -> None:
     outcome = await h.clicks.process([Record("clicks", 0, 5, b"u", b'{"id": "c"}')])
     assert outcome.dead_letters == 1 and h.sink.written == []
     assert json.loads(h.sent[0][2])["source_offset"] == 5
+
+
+def test_the_stats_feed_keeps_the_latest_record_per_item_and_forgets_tombstones() -> None:
+    view = StatsView()
+    feed = StatsFeed(view)
+    feed.apply([Record("item-stats", 0, 0, b"a", json.dumps(ItemStats("a", pop=1.0).to_dict(False)).encode()),
+                Record("item-stats", 1, 0, b"b", json.dumps(ItemStats("b", pop=2.0).to_dict(False)).encode()),
+                Record("item-stats", 0, 1, b"a", json.dumps(ItemStats("a", pop=3.0).to_dict(False)).encode()),
+                Record("item-stats", 1, 1, b"b", None), Record("item-stats", 2, 0, b"c", b"{broken")])
+    assert view.get("a") == ItemStats("a", pop=3.0) and view.get("b") is None and len(view) == 1
+    assert feed.invalid == 1
