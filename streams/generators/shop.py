@@ -163,8 +163,8 @@ class ClickGenerator(Simulation):
     (or, for a returning user, back at an item of their last session), then moves one step at a time: to a
     substitute (same kind of product), a complement (the kind that goes with it), back to an item seen earlier,
     or to another category; it may end at checkout (the most looked-at item added to the cart, often bought).
-    Sessions start at `rate_per_s / 6` per second on average, more in the evening than at night, so with the default
-    `n_users` a user's sessions are hours or days apart at a realistic rate.
+    Sessions (about 7.5 events each) start at `rate_per_s / 7.5` per second on average, more in the evening than at
+    night, so with the default `n_users` a user's sessions are hours or days apart at a realistic rate.
     """
 
     def __init__(
@@ -198,8 +198,8 @@ class ClickGenerator(Simulation):
         return {c: round(w / total, 4) for c, w in weights.items()}
 
     def arrival_rate(self) -> float:
-        """Session starts at the evening peak (the rhythm thins them): rate / mean events per session."""
-        return self.rate_per_s / 6.0 / 0.55
+        """Session starts at the evening peak (the rhythm thins them to 0.575 on average): rate / events per session."""
+        return self.rate_per_s / 7.5 / 0.575
 
     def _pick(self, names: list[Any], weights: list[float]) -> Any:
         cumulative = list(itertools.accumulate(weights))
