@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sinks.search import SearchClient, connect
 from streams.broker.producer import EventProducer
-from streams.broker.topics import create_topics
+from streams.broker.topics import create_topics, read_records
 from streams.core.events import utc_now
 from streams.core.settings import Settings
 from streams.generators.shop import ClickGenerator, build_catalog
@@ -42,7 +42,7 @@ def test_the_shoppers_recommendations_follow_the_session(settings: Settings, uni
     create_topics(s)
     items = build_catalog(seed=11, n_items=200)
     by_id = {item.item_id: item for item in items}
-    start = utc_now() - timedelta(days=3)
+    start = utc_now() - timedelta(days=5)  # 3,000 clicks at 0.01 per second: about 3.5 days
     warm = [g.record for g in islice(ClickGenerator(seed=11, start=start, rate_per_s=0.01, n_users=300, n_items=200),
                                      WARM_UP)]
     followers: dict[str, Counter[str]] = {}  # item -> what was viewed right after it in a session (the truth)
@@ -73,7 +73,14 @@ def test_the_shoppers_recommendations_follow_the_session(settings: Settings, uni
         while worker.metric("lepton_events_scored_total", {"stream": s.topics.clicks}) < WARM_UP:
             assert time.monotonic() < deadline, worker.log_tail()
             time.sleep(1)
-        time.sleep(3)  # the last micro-batch's statistics reach the worker's view
+        settled = -1  # then the warm-up's item statistics: folded, published, and read back into the view
+        while True:
+            published = len(read_records(s, s.topics.item_stats, None, 30.0))
+            if published == settled and worker.metric("lepton_item_stats_read_total") >= published:
+                break
+            settled = published
+            assert time.monotonic() < deadline, worker.log_tail()
+            time.sleep(2)
 
         # the shopper views the most followed item, then one of another category
         first = max(followers, key=lambda i: sum(followers[i].values()))
