@@ -68,7 +68,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         """A changelog-backed table of JSON values keyed by the source topic's key (same partitioner). With `raw_keys`
         the keys are the source key's bytes, so a key's changelog record lands in the partition of its source record
         and is restored by the worker that owns that partition; JSON keys are hashed as their JSON text instead."""
-        return app.Table(name, partitions=partitions, use_partitioner=True,
+        # Faust derives a table's own key serializer (sending and recovery) from key_type, not from the schema
+        return app.Table(name, partitions=partitions, use_partitioner=True, key_type=bytes if raw_keys else None,
                          schema=faust.Schema(key_serializer="raw" if raw_keys else "json", value_serializer="json"))
 
     def agent(topic: str, partitions: int, pipeline: str, take_max: int = 0, in_flight: int = 1) -> None:
