@@ -1,8 +1,9 @@
 """What one worker process shares between its agents: models, one batcher per model, the sink and the checkpoint.
 
-Started once, on the first agent's demand (models load before the consumer group is joined), and closed when the
-worker stops: `close` stops the batchers (they score what was submitted, then end their threads) and flushes and
-closes the search sink. The Kafka producer is Faust's: the app flushes and stops it.
+Started once, on the first agent's demand (models load before the consumer group is joined, and a recommendation
+worker reads the compacted catalog and item-stats topics in full first, then keeps following them), and closed when
+the worker stops: `close` stops the followers and the batchers (they score what was submitted, then end their
+threads) and flushes and closes the search sink. The Kafka producer is Faust's: the app flushes and stops it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import gc
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faust
@@ -167,13 +169,16 @@ class Runtime:
 
     async def _follow(self, topic: str, apply: Callable[[list[Record]], Any]) -> int:
         """Read `topic` in full through `apply` (awaited when it returns an awaitable), then keep following it in a
-        task; returns how many records the catch-up read."""
+        task; returns how many records the catch-up read. The consumer lives in one thread of its own, so a poll
+        still running when the task is cancelled ends before the consumer is closed."""
         from streams.broker.follow import TopicFollower
 
-        follower = await asyncio.to_thread(TopicFollower, self.settings, topic)
+        loop = asyncio.get_running_loop()
+        thread = ThreadPoolExecutor(1, thread_name_prefix=f"follow-{topic}")
+        follower = await loop.run_in_executor(thread, TopicFollower, self.settings, topic)
         read = 0
         while not follower.caught_up:
-            records = await asyncio.to_thread(follower.poll, 512, 0.5)
+            records = await loop.run_in_executor(thread, follower.poll, 512, 0.5)
             read += len(records)
             if records:
                 await _maybe_await(apply(records))
@@ -181,14 +186,15 @@ class Runtime:
         async def follow() -> None:
             try:
                 while True:
-                    records = await asyncio.to_thread(follower.poll, 512, 0.5)
+                    records = await loop.run_in_executor(thread, follower.poll, 512, 0.5)
                     if records:
                         try:
                             await _maybe_await(apply(records))
                         except Exception:  # a bad batch must not stop the view from following
                             log.exception("applying %d records of %s failed", len(records), topic)
             finally:
-                await asyncio.to_thread(follower.close)
+                await asyncio.shield(loop.run_in_executor(thread, follower.close))
+                thread.shutdown(wait=False)
 
         self._follows.append(asyncio.ensure_future(follow()))
         return read
