@@ -131,8 +131,8 @@ def _shopper(settings: Settings, client: SearchClient, seed: int,
     item viewed and the top-5 recommended (title and category), to show the recommendations following the session."""
     items = build_catalog(seed, SHOP_ITEMS)
     by_id = {item.item_id: item for item in items}
-    first = items[0]
-    substitute = next(i for i in items[1:] if i.category == first.category and i.noun == first.noun)
+    first, substitute = next((a, b) for a in items for b in items
+                             if a.title != b.title and (a.category, a.noun) == (b.category, b.noun))
     elsewhere = next(i for i in items if i.category != first.category)
     journey, clock = [], utc_now() - timedelta(minutes=10)
     index = f"{settings.search.index_prefix}-recommendations"
