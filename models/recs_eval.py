@@ -25,7 +25,7 @@ from typing import Protocol
 import torch
 
 from models.item_index import ItemIndex, TextEncoder, embed_items
-from models.item_stats import ItemStats, StatsView, compact, fold, merge
+from models.item_stats import Delta, ItemStats, StatsView, compact, fold, merge
 from models.recs import Scorer, UserState, click_deltas, update
 from models.recs_baselines import Catalog, CoOccurrence, Popularity, Query, SessionKNN
 from streams.core.errors import LeptonError
@@ -93,7 +93,7 @@ class ModelMethod:
         self.states: dict[str, UserState] = {}
         self.vectors = {item_id: index.vector(item_id) for item_id in index.ids}
         self.snapshots: list[UserState] = []
-        self.deltas: list = []
+        self.deltas: list[Delta] = []
         self.position = 0  # the replay's own offset, so deltas carry a position like the pipeline's
 
     def observe(self, click: ClickEvent) -> None:
