@@ -237,7 +237,7 @@ def _add_day(days: tuple[tuple[int, int, float], ...], day: int, amount: float, 
     oldest = newest_day - LONG_WINDOWS[-1]
     if days and days[-1][0] == day:  # the usual case: another payment today
         last = days[-1]
-        kept = days[:-1] + ((day, last[1] + 1, last[2] + amount),)
+        kept = (*days[:-1], (day, last[1] + 1, last[2] + amount))
     elif not days or days[-1][0] < day:  # the first payment of a new day
         kept = (*days, (day, 1, amount))
     else:  # a late payment of an earlier day

@@ -1,214 +1,251 @@
-"""Offline evaluation of recommendations: replay generated sessions through the pipeline's own state and scoring.
+"""Offline evaluation of next-item recommendations on a click log (a shop's own files or generated data).
 
-For every click whose session has a next viewed item (the generator's truth), the user's state is updated
-with the click, and the model, a popularity baseline and an item co-occurrence baseline each recommend
-top-K; HitRate@K and NDCG@K are averaged over those clicks. Clicks are replayed in micro-batches like the
-clicks agent: per-user state moves event by event, while the shared statistics (popularity, co-occurrence)
-are folded in after each micro-batch, so no method ever sees a click after the one it recommends for.
-All three methods exclude the same recently seen and purchased items.
+The protocol (also in `lepton eval recs --help` and docs/models.md):
+- clicks are replayed in event-time order; every click event whose session has a later `view` is a query, and its
+  truth is the item of the session's next `view` (a repeat of an item seen earlier in the session counts);
+- at a query a method has seen the query click and every click before it, nothing after. Each user's and session's
+  own state follows click by click; shared statistics (item statistics, counts, past sessions) learn from a
+  micro-batch of clicks only after it was ranked, as the pipeline does, identically for every method;
+- every method ranks the items live in the catalog at the start of the micro-batch (a catalog record's `updated_at`
+  is when it takes effect; without one, from the start) and never recommends the item of the query click or an item
+  the user bought (the last `purchased_items`); a truth that is excluded or not live is counted as unreachable;
+- HitRate@K, NDCG@K and MRR@K are averaged over all queries, for the model and the baselines of the same run.
 """
 
 from __future__ import annotations
 
-import heapq
+import bisect
 import math
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
 
 import torch
 
 from models.item_index import ItemIndex, TextEncoder, embed_items
-from models.recs import Popularity, UserState, recommend, update
+from models.item_stats import Delta, ItemStats, StatsView, compact, fold, merge
+from models.recs import Scorer, UserState, click_deltas, update
+from models.recs_baselines import Catalog, CoOccurrence, Popularity, Query, SessionKNN
+from streams.core.errors import LeptonError
 from streams.core.events import CatalogItem, ClickEvent
 from streams.core.settings import RecsSettings
 
 Progress = Callable[[str, int | None], Callable[[int], None]]
-METHODS = ("model", "popularity", "cooccurrence")
+METHODS = ("model", "popularity", "cooccurrence", "sknn")
+
+
+class EvalDataError(LeptonError):
+    """A click log or catalog cannot be evaluated as given."""
 
 
 def _no_progress(description: str, total: int | None) -> Callable[[int], None]:
     return lambda n: None
 
 
-@dataclass(frozen=True)
-class EvalConfig:
-    """What to generate and how to replay it."""
-
-    seed: int
-    n_items: int = 500
-    n_users: int = 1000
-    n_events: int = 40_000
-    rate_per_s: float = 50.0
-    k: int = 10
-    micro_batch: int = 256
-    embed_batch: int = 64
-
-
 @dataclass
 class Metrics:
-    """Running HitRate@K and NDCG@K of one method."""
+    """Running HitRate@K, NDCG@K and MRR@K of one method."""
 
     hits: float = 0.0
     gain: float = 0.0
+    reciprocal: float = 0.0
     count: int = 0
 
-    def add(self, ranked: list[str], truth: str) -> None:
-        """Score one recommendation list against the next item."""
+    def add(self, ranked: Sequence[str], truth: str) -> None:
+        """Score one ranked list against the next viewed item."""
         self.count += 1
         if truth in ranked:
+            rank = list(ranked).index(truth) + 1
             self.hits += 1
-            self.gain += 1 / math.log2(ranked.index(truth) + 2)
+            self.gain += 1 / math.log2(rank + 1)
+            self.reciprocal += 1 / rank
 
-    def as_dict(self) -> dict[str, float]:
-        """{"hit_rate_at_10": ..., "ndcg_at_10": ...} (the key names keep @10 whatever K is)."""
+    def as_dict(self, k: int) -> dict[str, float]:
         n = max(self.count, 1)
-        return {"hit_rate_at_10": round(self.hits / n, 4), "ndcg_at_10": round(self.gain / n, 4)}
+        return {f"hit_rate_at_{k}": round(self.hits / n, 4), f"ndcg_at_{k}": round(self.gain / n, 4),
+                f"mrr_at_{k}": round(self.reciprocal / n, 4)}
 
 
-@dataclass
-class CoOccurrence:
-    """Item-to-item counts of distinct items seen in the same session ("viewed this, also viewed")."""
+class Method(Protocol):
+    """What the protocol drives: see each click in order, rank a micro-batch of queries, then learn from it."""
 
-    pairs: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
-    sessions: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    name: str
 
-    def add(self, session_id: str, item_id: str) -> None:
-        """Pair the item with every other item of its session, once per session."""
-        seen = self.sessions[session_id]
-        if item_id in seen:
-            return
-        for other in seen:
-            self.pairs[other][item_id] += 1
-            self.pairs[item_id][other] += 1
-        seen.append(item_id)
+    def observe(self, click: ClickEvent) -> None: ...
 
-    def top(self, item_id: str, k: int, exclude: set[str], fallback: list[str]) -> list[str]:
-        """The k items most often seen with `item_id`, topped up from `fallback` (popularity order)."""
-        pairs = self.pairs.get(item_id, {})
-        ranked = heapq.nsmallest(k + len(exclude), pairs.items(), key=lambda entry: (-entry[1], entry[0]))
-        out = [other for other, _ in ranked if other not in exclude][:k]
-        chosen = set(out)
-        out += [i for i in fallback if i not in exclude and i not in chosen][: k - len(out)]
-        return out
+    def rank(self, queries: Sequence[Query], k: int) -> list[list[str]]: ...
+
+    def learn(self, clicks: Iterable[ClickEvent]) -> None: ...
+
+
+class ModelMethod:
+    """The recommender exactly as the pipeline runs it: user state per click, item statistics per micro-batch."""
+
+    name = "model"
+
+    def __init__(self, index: ItemIndex, catalog: Catalog, settings: RecsSettings) -> None:
+        self.index, self.catalog, self.settings = index, catalog, settings
+        self.view = StatsView()
+        self.scorer = Scorer(index, self.view, settings)
+        self.store: dict[str, ItemStats] = {}
+        self.states: dict[str, UserState] = {}
+        self.vectors = {item_id: index.vector(item_id) for item_id in index.ids}
+        self.snapshots: list[UserState] = []
+        self.deltas: list[Delta] = []
+        self.position = 0  # the replay's own offset, so deltas carry a position like the pipeline's
+
+    def observe(self, click: ClickEvent) -> None:
+        """Fold the click into its user's state (kept for the query) and collect its item-statistic deltas."""
+        before = self.states.get(click.user_id)
+        self.deltas += click_deltas(before, click, 0, self.position, self.settings)
+        self.position += 1
+        self.states[click.user_id] = update(before, click, self.vectors.get(click.item_id), self.settings)
+        self.snapshots.append(self.states[click.user_id])
+
+    def rank(self, queries: Sequence[Query], k: int) -> list[list[str]]:
+        live = torch.tensor([item_id in self.catalog.live for item_id in self.index.ids], dtype=torch.bool)
+        ranked = self.scorer.recommend(self.snapshots, k, live, [query.excluded for query in queries])
+        self.snapshots = []
+        return [[item_id for item_id, _ in items] for items in ranked]
+
+    def learn(self, clicks: Iterable[ClickEvent]) -> None:
+        """Fold the micro-batch's deltas into item statistics and publish them to the view (the item-stats stage)."""
+        for item_id, deltas in merge(self.deltas).items():
+            stats, _ = fold(self.store.get(item_id), item_id, deltas, self.settings)
+            self.store[item_id] = stats
+            self.view.put(compact(stats, self.settings))
+        self.deltas = []
 
 
 @dataclass(frozen=True)
-class Sample:
-    """One replayed click and the item the user viewed next in the session (None: session ended)."""
+class EvalReport:
+    """The figures of one run, per method, with the counts and what it took."""
 
-    click: ClickEvent
-    next_item_id: str | None
+    results: dict[str, dict[str, float]]
+    counts: dict[str, int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, dict[str, float] | dict[str, int]]:
+        return {**self.results, "counts": self.counts}
 
 
-def build_index(
-    catalog: list[CatalogItem], encoder: TextEncoder, device: torch.device, batch: int, progress: Progress
-) -> ItemIndex:
-    """Embed the catalog in batches and load it into an index on `device`."""
-    index = ItemIndex(device, capacity=len(catalog))
-    advance = progress("embedding catalog", len(catalog))
-    for start in range(0, len(catalog), batch):
-        chunk = catalog[start : start + batch]
+class Timeline:
+    """When catalog records take effect: items go live at their record's `updated_at` and leave when deleted."""
+
+    def __init__(self, records: Sequence[CatalogItem], catalog: Catalog) -> None:
+        dated = sorted(records, key=lambda r: r.updated_at.timestamp() if r.updated_at else -math.inf)
+        self.times = [r.updated_at.timestamp() if r.updated_at else -math.inf for r in dated]
+        self.records, self.catalog, self.next = dated, catalog, 0
+
+    def advance(self, until: float) -> None:
+        """Apply every record stamped at or before `until`."""
+        stop = bisect.bisect_right(self.times, until)
+        for record in self.records[self.next:stop]:
+            (self.catalog.live.discard if record.deleted else self.catalog.live.add)(record.item_id)
+        self.next = max(self.next, stop)
+
+
+def build_index(records: Sequence[CatalogItem], encoder: TextEncoder, device: torch.device, batch: int,
+                progress: Progress) -> ItemIndex:
+    """Every item that is ever live, embedded from its last live record, in an index on `device`."""
+    latest = {r.item_id: r for r in records if not r.deleted}
+    items = list(latest.values())
+    if not items:
+        raise EvalDataError("the catalog has no live item")
+    index = ItemIndex(device, capacity=len(items))
+    advance = progress("embedding catalog", len(items))
+    for start in range(0, len(items), batch):
+        chunk = items[start:start + batch]
         index.upsert([item.item_id for item in chunk], embed_items(chunk, encoder))
         advance(len(chunk))
     return index
 
 
-def replay(
-    samples: list[Sample],
-    index: ItemIndex,
-    config: EvalConfig,
-    settings: RecsSettings,
-    progress: Progress = _no_progress,
-) -> dict[str, dict[str, float]]:
-    """Replay the clicks and score the model and both baselines on every click that has a next item."""
-    vectors = {item_id: index.vector(item_id).numpy() for item_id in index.ids}
-    states: dict[str, UserState] = {}
-    popularity = Popularity.from_settings(settings)
-    cooccurrence = CoOccurrence()
-    metrics = {method: Metrics() for method in METHODS}
-    advance = progress("replaying clicks", len(samples))
-    for start in range(0, len(samples), config.micro_batch):
-        batch = samples[start : start + config.micro_batch]
-        scored: list[tuple[Sample, UserState]] = []
-        for sample in batch:
-            click = sample.click
-            state = update(states.get(click.user_id), click, vectors.get(click.item_id), settings)
-            states[click.user_id] = state
-            if sample.next_item_id is not None:
-                scored.append((sample, state))
-        model_lists = recommend([state for _, state in scored], index, popularity, config.k, settings)
-        depth = config.k + settings.recent_items + settings.purchased_items
-        ranked_popular = [item_id for item_id, _ in popularity.top(depth)]
-        ranked_popular += [i for i in index.ids if i not in set(ranked_popular)][: depth - len(ranked_popular)]
-        for (sample, state), model_list in zip(scored, model_lists, strict=True):
-            excluded = state.excluded()
-            truth = sample.next_item_id
-            assert truth is not None
-            metrics["model"].add([item_id for item_id, _ in model_list], truth)
-            popular = [i for i in ranked_popular if i not in excluded][: config.k]
-            metrics["popularity"].add(popular, truth)
-            metrics["cooccurrence"].add(cooccurrence.top(sample.click.item_id, config.k, excluded, popular), truth)
-        for sample in batch:  # the shared statistics learn from this micro-batch only after it was scored
-            popularity.add(sample.click.item_id, sample.click.ts.timestamp())
-            cooccurrence.add(sample.click.session_id, sample.click.item_id)
+def _batches(clicks: Iterable[ClickEvent], size: int) -> Iterator[list[ClickEvent]]:
+    """Consecutive micro-batches; refuses clicks out of event-time order."""
+    batch: list[ClickEvent] = []
+    last: datetime | None = None
+    for click in clicks:
+        if last is not None and click.ts < last:
+            raise EvalDataError(f"clicks must be in event-time order: {click.id} at {click.ts.isoformat()} comes after "
+                                f"an event at {last.isoformat()} (sort the file by ts)")
+        last = click.ts
+        batch.append(click)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def standard_methods(index: ItemIndex, catalog: Catalog, settings: RecsSettings) -> list[Method]:
+    """The model and the three baselines, sharing one popularity count (the baselines' top-up order)."""
+    popularity = Popularity(catalog)
+    return [ModelMethod(index, catalog, settings), popularity, CoOccurrence(popularity), SessionKNN(popularity)]
+
+
+def replay(clicks: Iterable[ClickEvent], records: Sequence[CatalogItem], index: ItemIndex | None,
+           settings: RecsSettings, k: int = 10, micro_batch: int = 256, progress: Progress = _no_progress,
+           total: int | None = None, methods: Callable[[Catalog], list[Method]] | None = None) -> EvalReport:
+    """Run the protocol: the model and the baselines (or `methods(catalog)`) rank every click, each scored against the
+    session's next view."""
+    catalog = Catalog([r.item_id for r in records if not r.deleted])
+    timeline = Timeline(records, catalog)
+    if methods is not None:
+        chosen = methods(catalog)
+    else:
+        assert index is not None, "the model needs the item index"
+        chosen = standard_methods(index, catalog, settings)
+    metrics = {method.name: Metrics() for method in chosen}
+    sessions: dict[str, list[str]] = {}
+    purchased: dict[str, list[str]] = {}
+    pending: dict[str, list[tuple[frozenset[str], list[list[str]]]]] = {}
+    counts = {"events": 0, "queries": 0, "unreachable": 0}
+    advance = progress("replaying clicks", total)
+    for batch in _batches(clicks, micro_batch):
+        timeline.advance(batch[0].ts.timestamp())
+        queries = []
+        for click in batch:
+            session = sessions.setdefault(click.session_id, [])
+            session.append(click.item_id)
+            if click.action == "purchase":
+                bought = [i for i in purchased.get(click.user_id, []) if i != click.item_id] + [click.item_id]
+                purchased[click.user_id] = bought[-settings.purchased_items:] if settings.purchased_items else []
+            queries.append(Query(click, tuple(session), frozenset({click.item_id, *purchased.get(click.user_id, [])})))
+            for method in chosen:
+                method.observe(click)
+        ranked = [method.rank(queries, k) for method in chosen]
+        for position, (click, query) in enumerate(zip(batch, queries, strict=True)):
+            if click.action == "view":
+                for excluded, lists in pending.pop(click.session_id, []):
+                    counts["queries"] += 1
+                    counts["unreachable"] += click.item_id in excluded or click.item_id not in catalog.live
+                    for method, items in zip(chosen, lists, strict=True):
+                        metrics[method.name].add(items, click.item_id)
+            pending.setdefault(click.session_id, []).append((query.excluded, [r[position] for r in ranked]))
+        for method in chosen:
+            method.learn(batch)
+        counts["events"] += len(batch)
         advance(len(batch))
-    return {method: metrics[method].as_dict() for method in METHODS}
+    return EvalReport({name: m.as_dict(k) for name, m in metrics.items()}, counts)
 
 
-@dataclass(frozen=True)
-class EvalReport:
-    """Figures of one evaluation run plus what it took."""
-
-    results: dict[str, dict[str, float]]
-    evaluated: int
-    users: int
-    unreachable: float  # share of next items the exclusion rule forbids (no method can hit them)
-    timings: dict[str, float]
-
-
-def unreachable_share(samples: list[Sample], settings: RecsSettings) -> float:
-    """Share of scored clicks whose next item is in the user's excluded set."""
-    states: dict[str, UserState] = {}
-    total = blocked = 0
-    for sample in samples:
-        state = update(states.get(sample.click.user_id), sample.click, None, settings)
-        states[sample.click.user_id] = state
-        if sample.next_item_id is not None:
-            total += 1
-            blocked += sample.next_item_id in state.excluded()
-    return blocked / max(total, 1)
-
-
-def evaluate(
-    config: EvalConfig,
-    catalog: list[CatalogItem],
-    samples: list[Sample],
-    encoder: TextEncoder,
-    device: torch.device,
-    settings: RecsSettings,
-    progress: Progress = _no_progress,
-) -> EvalReport:
-    """Embed, replay and score: the whole `lepton eval recs` run."""
-    generated = time.perf_counter()
-    index = build_index(catalog, encoder, device, config.embed_batch, progress)
+def evaluate(records: Sequence[CatalogItem], clicks: Iterable[ClickEvent], encoder: TextEncoder, device: torch.device,
+             settings: RecsSettings, k: int = 10, micro_batch: int = 256, embed_batch: int = 64,
+             progress: Progress = _no_progress, total: int | None = None) -> EvalReport:
+    """Embed the catalog, then replay the clicks (`total` of them, when known): the whole `lepton eval recs` run."""
+    began = time.perf_counter()
+    index = build_index(records, encoder, device, embed_batch, progress)
     embedded = time.perf_counter()
     threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(1)  # the replay's tensors are small: extra threads only add contention
     try:
-        results = replay(samples, index, config, settings, progress)
+        report = replay(clicks, records, index, settings, k, micro_batch, progress, total)
     finally:
         torch.set_num_threads(threads)
-    replayed = time.perf_counter()
-    return EvalReport(
-        results=results,
-        evaluated=sum(sample.next_item_id is not None for sample in samples),
-        users=len({sample.click.user_id for sample in samples}),
-        unreachable=round(unreachable_share(samples, settings), 4),
-        timings={
-            "embed_s": round(embedded - generated, 2),
-            "replay_s": round(replayed - embedded, 2),
-        },
-    )
+    return EvalReport(report.results, report.counts, {"embed_s": round(embedded - began, 2),
+                                                       "replay_s": round(time.perf_counter() - embedded, 2)})
+

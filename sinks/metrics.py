@@ -24,6 +24,8 @@ __all__ = [
     "EVENTS_DEADLETTERED",
     "EVENTS_SCORED",
     "ITEM_INDEX_ITEMS",
+    "ITEM_STATS_ITEMS",
+    "ITEM_STATS_READ",
     "MODEL_SCORES",
     "REGISTRY",
     "SECONDS_SINCE_COMMIT",
@@ -100,6 +102,8 @@ SINK_BACKPRESSURE = Gauge(
 )
 DOCS_INDEXED = Counter("lepton_documents_indexed_total", "Documents written to the search engine, by kind.", ["kind"])
 ITEM_INDEX_ITEMS = Gauge("lepton_item_index_items", "Live catalog items in the recommender's item index.")
+ITEM_STATS_ITEMS = Gauge("lepton_item_stats_items", "Items in this worker's view of the item statistics (item-stats).")
+ITEM_STATS_READ = Counter("lepton_item_stats_read_total", "Records of the item-stats topic this worker applied.")
 MODEL_SCORES = Histogram(
     "lepton_model_score",
     "Scores the models gave (sentiment in [-1, 1], fraud in [0, 1]); watch for drift.",

@@ -1,4 +1,4 @@
-"""The pipeline's topics (the data flow): names and partitions from the settings; catalog compacted."""
+"""The pipeline's topics (the data flow): names and partitions from the settings; catalog and item-stats compacted."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.alerts_sentiment, t.output_partitions),
         TopicSpec(t.alerts_fraud, t.output_partitions),
         TopicSpec(t.recommendations, t.output_partitions),
+        TopicSpec(t.item_deltas, t.item_stats_partitions),
+        TopicSpec(t.item_stats, t.item_stats_partitions, "compact"),
         TopicSpec(t.deadletter, t.output_partitions),
     ]
 

@@ -53,3 +53,7 @@ def main() -> None:
     except LeptonError as error:
         err_console.print(f"[bold red]error:[/] {error}")
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -160,6 +160,10 @@ class TopicSettings(Section):
     alerts_sentiment: str = "alerts.sentiment"
     alerts_fraud: str = "alerts.fraud"
     recommendations: str = "recommendations"
+    item_deltas: str = Field("item-deltas", description="internal topic of item-statistic deltas from clicks, "
+                             "keyed by item")
+    item_stats: str = Field("item-stats", description="item statistics per item (compacted), read in full by every "
+                            "recommendation worker")
     deadletter: str = "deadletter"
     labels: str = Field("labels", description="confirmed outcomes (chargebacks), keyed by merchant; it has as "
                         "many partitions as transactions")
@@ -171,6 +175,8 @@ class TopicSettings(Section):
     transactions_partitions: int = Field(3, ge=1)
     clicks_partitions: int = Field(3, ge=1)
     catalog_partitions: int = Field(1, ge=1)
+    item_stats_partitions: int = Field(
+        3, ge=1, description="partitions of item-deltas and of the compacted item-stats (both keyed by item)")
     output_partitions: int = Field(1, ge=1)
 
 
@@ -250,20 +256,31 @@ class BatchingSettings(Section):
 
 
 class RecsSettings(Section):
-    """Recommendations: per-user interest decay and action weights, top-K, popularity prior, publishing rate."""
+    """Recommendations: session context, item statistics (neighbours, decay), score weights, publishing rate."""
 
     top_k: int = Field(10, ge=1, le=1000)
-    half_life_s: float = Field(21_600.0, gt=0, description="event-time half-life of a user's interest vector")
+    half_life_s: float = Field(604_800.0, gt=0, description="event-time half-life of a user's interest vector")
     weight_view: float = Field(1.0, gt=0)
     weight_click: float = Field(1.25, gt=0)
     weight_add_to_cart: float = Field(1.5, gt=0)
     weight_purchase: float = Field(2.0, gt=0, description="must exceed weight_view")
-    recent_items: int = Field(20, ge=0, le=1000, description="recently seen items kept per user (excluded)")
+    session_items: int = Field(10, ge=1, le=100, description="items of the current session kept in order per user")
+    recent_items: int = Field(20, ge=0, le=1000, description="recent items kept per user, any session (context)")
     purchased_items: int = Field(50, ge=0, le=1000, description="purchased items kept per user (excluded)")
-    cold_start_interactions: float = Field(2.0, gt=0, description="cold-start blend c / (c + user evidence)")
-    popularity_weight: float = Field(0.9, ge=0, description="popularity prior weight for every user")
-    popularity_window_s: float = Field(3600.0, gt=0, description="event-time window of the popularity counts")
-    popularity_buckets: int = Field(12, ge=1, le=1000, description="time buckets the window is kept in")
+    sequence_gap: int = Field(3, ge=1, le=10, description="a view counts as following each of this many before it")
+    neighbours: int = Field(100, ge=1, le=1000, description="strongest neighbours published per item and kind")
+    neighbour_half_life_s: float = Field(
+        1_209_600.0, gt=0, description="event-time half-life of transition and co-occurrence counts")
+    popularity_half_life_s: float = Field(259_200.0, gt=0, description="event-time half-life of item popularity")
+    position_decay: float = Field(0.5, gt=0, le=1, description="weight of a context item per step back")
+    history_weight: float = Field(0.1, ge=0, description="weight of items of earlier sessions, against the session")
+    weight_transition: float = Field(1.0, ge=0, description="items that followed a context item")
+    weight_cooccurrence: float = Field(0.2, ge=0, description="items seen in sessions with a context item")
+    weight_repeat: float = Field(0.3, ge=0, description="a context item itself (views repeat)")
+    weight_text: float = Field(0.05, ge=0, description="text similarity to the session's items")
+    weight_interest: float = Field(0.05, ge=0, description="text similarity to the user's interest vector")
+    weight_popularity: float = Field(0.05, ge=0, description="decayed popularity, relative to the most popular")
+    shrinkage: float = Field(8.0, ge=0, description="added to a context item's total: little evidence, less weight")
     publish_interval_s: float = Field(10.0, ge=0, description="at most one topic message per user per interval")
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""Catalog and clickstream generators: items in categories, and users whose latent tastes drive sessions.
+"""Catalog and clickstream generators: items in categories, and users whose drifting tastes drive sessions.
 
 The catalog is a pure function of its seed, so `clicks --seed 7` refers to the items of `catalog --seed 7`.
 Click truth carries the user's true category preferences (first time the user appears) and the next item the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import random
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,7 +85,7 @@ CATEGORIES: dict[str, tuple[tuple[float, float], list[str], list[str], list[str]
     ),
 }
 BRANDS = ["Northpeak", "Larkspur", "Copperfield", "Ostrava", "Brambleton", "Quayside", "Tamsin & Co", "Velde"]
-ACTIONS_FUNNEL = (0.35, 0.3, 0.45)  # P(click | view), P(cart | click), P(purchase | cart)
+ACTIONS_FUNNEL = (0.3, 0.3, 0.6)  # P(click | view), P(checkout | session), P(purchase | cart)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class Item:
     title: str
     description: str
     price: float
+    noun: str = ""  # the kind of product: items of one noun are substitutes, the next noun complements them
 
 
 def build_catalog(seed: int, n_items: int = 500) -> list[Item]:
@@ -106,10 +108,10 @@ def build_catalog(seed: int, n_items: int = 500) -> list[Item]:
     for index in range(n_items):
         category = names[index % len(names)]
         (low, high), nouns, adjectives, phrases = CATEGORIES[category]
-        title = f"{rng.choice(BRANDS)} {rng.choice(adjectives)} {rng.choice(nouns)}"
+        brand, adjective, noun = rng.choice(BRANDS), rng.choice(adjectives), rng.choice(nouns)
         description = " ".join(rng.sample(phrases, 2))
         price = round(rng.uniform(low, high), 2)
-        items.append(Item(f"item-{index:05d}", category, title, description, price))
+        items.append(Item(f"item-{index:05d}", category, f"{brand} {adjective} {noun}", description, price, noun))
     return items
 
 
@@ -155,7 +157,15 @@ class CatalogGenerator(Simulation):
 
 
 class ClickGenerator(Simulation):
-    """Shopping sessions: a user picks a category by taste, views items, and sometimes clicks, carts, buys."""
+    """Shopping sessions over days of event time, with a daily rhythm, visited in sequences.
+
+    Each user has category tastes that drift between sessions. A session starts at an item of a favourite category
+    (or, for a returning user, back at an item of their last session), then moves one step at a time: to a
+    substitute (same kind of product), a complement (the kind that goes with it), back to an item seen earlier,
+    or to another category; it may end at checkout (the most looked-at item added to the cart, often bought).
+    Sessions (about 7.5 events each) start at `rate_per_s / 7.5` per second on average, more in the evening than at
+    night, so with the default `n_users` a user's sessions are hours or days apart at a realistic rate.
+    """
 
     def __init__(
         self,
@@ -169,63 +179,112 @@ class ClickGenerator(Simulation):
     ) -> None:
         super().__init__(seed=seed, start=start, rate_per_s=rate_per_s)
         rng = self.rng
-        items = build_catalog(seed if catalog_seed is None else catalog_seed, n_items)
-        self.by_category: dict[str, tuple[list[Item], list[float]]] = {}
-        for category in CATEGORIES:
-            members = [item for item in items if item.category == category]
-            popularity = itertools.accumulate(1 / (rank + 1) ** 0.8 for rank in range(len(members)))
-            rng.shuffle(members)
-            self.by_category[category] = (members, list(popularity))
-        self.users: list[tuple[str, list[str], list[float], dict[str, float]]] = []
-        for index in range(n_users):
-            weights = {c: rng.gammavariate(0.3, 1.0) + 1e-3 for c in CATEGORIES}
-            total = sum(weights.values())
-            prefs = {c: round(w / total, 4) for c, w in weights.items()}
-            names = list(prefs)
-            self.users.append((f"user-{index:05d}", names, list(itertools.accumulate(prefs.values())), prefs))
+        self.items = build_catalog(seed if catalog_seed is None else catalog_seed, n_items)
+        self.kinds: dict[tuple[str, str], tuple[list[Item], list[float]]] = {}  # (category, noun) -> items
+        for category, (_, nouns, _, _) in CATEGORIES.items():
+            for noun in nouns:
+                members = [item for item in self.items if item.category == category and item.noun == noun]
+                rng.shuffle(members)
+                self.kinds[(category, noun)] = (members, list(itertools.accumulate(
+                    1 / (rank + 1) ** 0.9 for rank in range(len(members)))))
+        self.users = [(f"user-{index:05d}", self._taste()) for index in range(n_users)]
+        self.last_session: dict[int, list[str]] = {}
+        self.busy_until: dict[int, float] = {}
         self._introduced: set[str] = set()
 
-    def arrival_rate(self) -> float:
-        """Sessions start at rate / mean events per session."""
-        return self.rate_per_s / 8.0
+    def _taste(self) -> dict[str, float]:
+        weights = {c: self.rng.gammavariate(0.3, 1.0) + 1e-3 for c in CATEGORIES}
+        total = sum(weights.values())
+        return {c: round(w / total, 4) for c, w in weights.items()}
 
-    def _pick(self, names: list[Any], cumulative: list[float]) -> Any:
+    def arrival_rate(self) -> float:
+        """Session starts at the evening peak (the rhythm thins them to 0.575 on average): rate / events per session."""
+        return self.rate_per_s / 7.5 / 0.575
+
+    def _pick(self, names: list[Any], weights: list[float]) -> Any:
+        cumulative = list(itertools.accumulate(weights))
         return names[min(bisect.bisect(cumulative, self.rng.uniform(0, cumulative[-1])), len(names) - 1)]
+
+    def _of_kind(self, category: str, noun: str, besides: Item | None = None) -> Item | None:
+        """A popular item of one kind (category and noun), other than `besides`."""
+        members, cumulative = self.kinds[(category, noun)]
+        for _ in range(4):
+            if not members:
+                return None
+            item = members[min(bisect.bisect(cumulative, self.rng.uniform(0, cumulative[-1])), len(members) - 1)]
+            if item is not besides:
+                return item
+        return None
+
+    def _in_category(self, category: str) -> Item | None:
+        nouns = CATEGORIES[category][1]
+        return self._of_kind(category, nouns[min(int(self.rng.expovariate(0.6)), len(nouns) - 1)])
+
+    def _step(self, seen: list[Item], taste: dict[str, float]) -> Item | None:
+        """The next item after `seen[-1]`: substitute, complement, back to an earlier one, or elsewhere."""
+        rng, current = self.rng, seen[-1]
+        nouns = CATEGORIES[current.category][1]
+        roll = rng.random()
+        if roll < 0.45:
+            return self._of_kind(current.category, current.noun, besides=current)
+        if roll < 0.67:
+            return self._of_kind(current.category, nouns[(nouns.index(current.noun) + 1) % len(nouns)])
+        if roll < 0.77 and len(seen) > 1:
+            return seen[-2 - min(int(rng.expovariate(1.0)), len(seen) - 2)]
+        return self._in_category(self._pick(list(taste), list(taste.values())))
 
     def step(self, t: float) -> None:
         """Plan one whole session (so each event's truth knows the next item) and schedule its events."""
         rng = self.rng
-        user_id, names, cumulative, prefs = self.users[rng.randrange(len(self.users))]
-        session = self.new_id("sess")
-        steps: list[tuple[str, str]] = []
-        while True:
-            members, popularity = self.by_category[self._pick(names, cumulative)]
-            item = self._pick(members, popularity)
+        when = self.when(t)
+        hour = when.hour + when.minute / 60
+        if rng.random() > 0.15 + 0.85 * (0.5 + 0.5 * math.cos(2 * math.pi * (hour - 20) / 24)):
+            return  # the daily rhythm: busiest at 8 pm, quiet before dawn
+        index = rng.randrange(len(self.users))
+        if self.busy_until.get(index, -1.0) > t:
+            return
+        user_id, taste = self.users[index]
+        if rng.random() < 0.25:  # interests drift: one category gains weight
+            grown = dict(taste)
+            grown[rng.choice(list(CATEGORIES))] += 0.5
+            taste = {c: round(w / 1.5, 4) for c, w in grown.items()}
+            self.users[index] = (user_id, taste)
+        by_id = {item.item_id: item for item in self.items}
+        earlier = self.last_session.get(index)
+        first = by_id[rng.choice(earlier)] if earlier and rng.random() < 0.25 else \
+            self._in_category(self._pick(list(taste), list(taste.values())))
+        seen = [first] if first is not None else []
+        while seen and len(seen) < 40 and rng.random() > 0.17:
+            following = self._step(seen, taste)
+            if following is not None:
+                seen.append(following)
+        if not seen:
+            return
+        steps = []
+        for item in seen:
             steps.append((item.item_id, "view"))
-            for action, p in zip(("click", "add_to_cart", "purchase"), ACTIONS_FUNNEL, strict=True):
-                if rng.random() >= p:
-                    break
-                steps.append((item.item_id, action))
-            if len(steps) >= 40 or rng.random() < 0.2:
-                break
+            if rng.random() < ACTIONS_FUNNEL[0]:
+                steps.append((item.item_id, "click"))
+        if rng.random() < ACTIONS_FUNNEL[1]:  # checkout: the most looked-at item
+            chosen = max(seen, key=lambda item: (seen.count(item), seen.index(item))).item_id
+            steps.append((chosen, "add_to_cart"))
+            if rng.random() < ACTIONS_FUNNEL[2]:
+                steps.append((chosen, "purchase"))
+        self._schedule(t, user_id, taste, steps)
+        self.last_session[index] = [item.item_id for item in seen]
+        self.busy_until[index] = t + 3600.0
+
+    def _schedule(self, t: float, user_id: str, taste: dict[str, float], steps: list[tuple[str, str]]) -> None:
+        session = self.new_id("sess")
         views = [index for index, (_, action) in enumerate(steps) if action == "view"]
         for index, (item_id, action) in enumerate(steps):
             following = [v for v in views if v > index]
-            record = {
-                "id": self.new_id("clk"),
-                "ts": None,
-                "user_id": user_id,
-                "session_id": session,
-                "item_id": item_id,
-                "action": action,
-            }
-            truth: dict[str, Any] = {
-                "id": record["id"],
-                "user_id": user_id,
-                "next_item_id": steps[following[0]][0] if following else None,
-            }
+            record = {"id": self.new_id("clk"), "ts": None, "user_id": user_id, "session_id": session,
+                      "item_id": item_id, "action": action}
+            truth: dict[str, Any] = {"id": record["id"], "user_id": user_id,
+                                     "next_item_id": steps[following[0]][0] if following else None}
             if user_id not in self._introduced:
                 self._introduced.add(user_id)
-                truth["user_preferences"] = prefs
+                truth["user_preferences"] = taste
             self.at(t, record, truth)
-            t += rng.uniform(2, 40)
+            t += self.rng.uniform(5, 90)

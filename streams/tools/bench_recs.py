@@ -2,11 +2,12 @@
 
 It runs in-process, without Kafka or the search engine: it measures the model path a worker runs (the shared
 encoder behind a DynamicBatcher, and `recommend` against the whole item index), not the transport; the
-fraud and sentiment benches cover the pipeline around it. The data are the catalog and sessions of
+fraud and sentiment benches cover the pipeline around it. The data are the catalog and clicks of
 `lepton eval recs --seed N`. (1) Catalog items embedded per second: micro-batches of `take_max` items
 submitted one after another (as the catalog agent does) to a batcher at the configured batch size, against
-one item per submission to a batcher of size 1. (2) Users recommended per second: one `recommend` call per
-micro-batch of `take_max` users (as the clicks agent does), against one call per user. Each side warms up
+one item per submission to a batcher of size 1. (2) Users recommended per second: one `Scorer.recommend` call per
+micro-batch of `take_max` users (as the clicks agent does), against one call per user, with the item statistics
+of the whole replay. Each side warms up
 first (a few calls). Ratios against the baseline measured in the same run are what to compare across machines.
 """
 
@@ -25,9 +26,8 @@ if TYPE_CHECKING:
     import torch
 
     from models.item_index import ItemIndex, TextEncoder
-    from models.recs import Popularity, UserState
-    from models.recs_eval import Sample
-    from streams.core.events import CatalogItem
+    from models.recs import Scorer, UserState
+    from streams.core.events import CatalogItem, ClickEvent
 
 console = Console(stderr=True)
 WARM_UP = 16  # items embedded before the clock starts, on each side
@@ -60,34 +60,35 @@ async def embed_rate(encoder: TextEncoder, items: list[CatalogItem], batch_size:
         await batcher.stop()
 
 
-def interests(samples: list[Sample], index: ItemIndex, recs: RecsSettings) -> tuple[list[UserState], Popularity]:
-    """Every user's interest state and the popularity prior after replaying the clicks (untimed set-up)."""
-    from models.recs import Popularity, update
+def interests(clicks: list[ClickEvent], index: ItemIndex, recs: RecsSettings) -> tuple[list[UserState], Scorer]:
+    """Every user's state and a scorer over the item statistics after replaying the clicks (untimed set-up)."""
+    from models.item_stats import ItemStats, StatsView, compact, fold, merge
+    from models.recs import Scorer, click_deltas, update
 
     vectors = {item_id: index.vector(item_id) for item_id in index.ids}
     states: dict[str, UserState] = {}
-    popularity = Popularity.from_settings(recs)
-    for sample in samples:
-        click = sample.click
+    deltas = []
+    for offset, click in enumerate(clicks):
+        deltas += click_deltas(states.get(click.user_id), click, 0, offset, recs)
         states[click.user_id] = update(states.get(click.user_id), click, vectors.get(click.item_id), recs)
-        popularity.add(click.item_id, click.ts.timestamp())
-    return list(states.values()), popularity
+    view, store = StatsView(), dict[str, ItemStats]()
+    for item_id, mine in merge(deltas).items():
+        store[item_id], _ = fold(None, item_id, mine, recs)
+        view.put(compact(store[item_id], recs))
+    return list(states.values()), Scorer(index, view, recs)
 
 
-def recommend_rate(states: list[UserState], index: ItemIndex, popularity: Popularity, per_call: int,
-                   recs: RecsSettings) -> float:
-    """Users per second of `recommend` called on consecutive groups of `per_call` users."""
-    from models.recs import recommend
-
+def recommend_rate(states: list[UserState], scorer: Scorer, per_call: int) -> float:
+    """Users per second of `Scorer.recommend` called on consecutive groups of `per_call` users."""
     groups = chunks(states, per_call)
-    recommend(groups[0], index, popularity, settings=recs)  # warm-up
+    scorer.recommend(groups[0])  # warm-up
     started = time.perf_counter()
     for users in groups:
-        recommend(users, index, popularity, settings=recs)
+        scorer.recommend(users)
     return len(states) / (time.perf_counter() - started)
 
 
-def measure(encoder: TextEncoder, device: torch.device, catalog: list[CatalogItem], samples: list[Sample],
+def measure(encoder: TextEncoder, device: torch.device, catalog: list[CatalogItem], clicks: list[ClickEvent],
             batching: BatchingSettings, recs: RecsSettings) -> dict[str, float]:
     """Both rates, batched and one at a time, and their ratios, on the same catalog and users."""
     import torch
@@ -101,10 +102,10 @@ def measure(encoder: TextEncoder, device: torch.device, catalog: list[CatalogIte
     unbatched, _ = asyncio.run(embed_rate(encoder, catalog, 1, 1, batching.max_wait_ms))
     index = ItemIndex(device, capacity=len(catalog))
     index.upsert([item.item_id for item in catalog], torch.stack(vectors))
-    states, popularity = interests(samples, index, recs)
+    states, scorer = interests(clicks, index, recs)
     console.print(f"recommending for {len(states)} users: {per_submit} per call, then one per call...")
-    users = recommend_rate(states, index, popularity, per_submit, recs)
-    users_unbatched = recommend_rate(states, index, popularity, 1, recs)
+    users = recommend_rate(states, scorer, per_submit)
+    users_unbatched = recommend_rate(states, scorer, 1)
     return {
         "items_embedded_per_s": round(batched, 1), "items_embedded_unbatched_per_s": round(unbatched, 1),
         "embed_batched_vs_unbatched": round(batched / unbatched, 3),
@@ -120,13 +121,12 @@ def run(seed: int = 7, items: int = 500, users: int = 1000, events: int = 20_000
     """Items embedded and users recommended per second, batched vs one at a time, in one run (in-process)."""
     from models.batcher import resolve_device
     from models.encoder import get_encoder
-    from models.recs_eval import EvalConfig
-    from streams.tools.generated_data import shop_sessions
+    from streams.tools.generated_data import shop_data
 
     settings = get_settings()
     target = resolve_device(device)
-    catalog, samples = shop_sessions(EvalConfig(seed=seed, n_items=items, n_users=users, n_events=events))
+    catalog, stream = shop_data(seed, items, users, events)
     encoder = get_encoder(str(target))
-    result: dict[str, Any] = measure(encoder, target, catalog, samples, settings.batching, settings.recs)
+    result: dict[str, Any] = measure(encoder, target, catalog, list(stream), settings.batching, settings.recs)
     result["device"] = str(target)
     return result

@@ -3,8 +3,9 @@
 It brings the stack up, creates the topics, starts a worker, and produces generated traffic at a steady
 rate: headlines with one negative surge, card transactions with fraud scenarios, a catalog and shopping
 sessions (a few malformed messages included). A live table shows, per stream, what went in, what was
-scored and indexed, dead letters and alerts. Then a scripted shopper moves from one category to another
-and the summary shows their recommendations following, the alerts raised, and where to look.
+scored and indexed, dead letters and alerts. Then a scripted shopper views an item, one of its substitutes, then
+an item of another category, and the summary shows their recommendations following the session, the alerts raised,
+and where to look.
 """
 
 from __future__ import annotations
@@ -126,29 +127,28 @@ def _table(figures: dict[str, dict[str, float]], elapsed: float) -> Table:
 
 def _shopper(settings: Settings, client: SearchClient, seed: int,
              worker: WorkerProcess) -> list[tuple[str, list[str]]]:
-    """A scripted user clicks one category, then another; returns (category clicked, top-5 categories)."""
+    """A scripted session: an item, one of its substitutes, then an item of another category; after each view, the
+    item viewed and the top-5 recommended (title and category), to show the recommendations following the session."""
     items = build_catalog(seed, SHOP_ITEMS)
-    category_of = {item.item_id: item.category for item in items}
-    first, second = sorted({item.category for item in items})[:2]
+    by_id = {item.item_id: item for item in items}
+    first, substitute = next((a, b) for a in items for b in items
+                             if a.title != b.title and (a.category, a.noun) == (b.category, b.noun))
+    elsewhere = next(i for i in items if i.category != first.category)
     journey, clock = [], utc_now() - timedelta(minutes=10)
     index = f"{settings.search.index_prefix}-recommendations"
-    for step, (category, count) in enumerate(((first, 6), (second, 10))):
-        picks = [item for item in items if item.category == category][:count]
+    for step, item in enumerate((first, substitute, elsewhere)):
+        clock += timedelta(seconds=40)
         with EventProducer(settings) as producer:
-            for i, item in enumerate(picks):
-                clock += timedelta(seconds=20)
-                producer.send_record("clicks", {
-                    "id": f"clk-demo-{step}-{i}", "ts": clock.isoformat(), "user_id": SHOPPER,
-                    "session_id": f"sess-demo-{step}", "item_id": item.item_id,
-                    "action": "purchase" if i % 4 == 3 else "view"})
+            producer.send_record("clicks", {"id": f"clk-demo-{step}", "ts": clock.isoformat(), "user_id": SHOPPER,
+                                            "session_id": "sess-demo", "item_id": item.item_id, "action": "view"})
             producer.flush()
-        last, deadline = f"clk-demo-{step}-{len(picks) - 1}", time.monotonic() + 60
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and worker.running:
             client.refresh(index)
             hits = client.search(index, {"query": {"ids": {"values": [SHOPPER]}}})["hits"]["hits"]
-            if hits and hits[0]["_source"]["event_id"] == last:
-                top = [category_of.get(r["item_id"], "?") for r in hits[0]["_source"]["items"][:5]]
-                journey.append((category, top))
+            if hits and hits[0]["_source"]["event_id"] == f"clk-demo-{step}":
+                top = [by_id[r["item_id"]] for r in hits[0]["_source"]["items"][:5] if r["item_id"] in by_id]
+                journey.append((f"{item.title} ({item.category})", [f"{i.title} ({i.category})" for i in top]))
                 break
             time.sleep(0.5)
     return journey
@@ -174,8 +174,8 @@ def _summary(settings: Settings, figures: dict[str, dict[str, float]], journey: 
                   "for example:")
     for alert in [*merchant[:1], *[a for a in fraud if a not in merchant][:2]]:
         console.print(f"  {alert['severity']}: {alert['summary']}")
-    for category, top in journey:
-        console.print(f"[bold]{SHOPPER}[/] after clicking {category!r}: top-5 categories {top}")
+    for viewed, top in journey:
+        console.print(f"[bold]{SHOPPER}[/] viewed {viewed}; recommended next: {'; '.join(top)}")
     prefix, url, prom = settings.search.index_prefix, settings.search.url, settings.local.prometheus_port
     console.print(
         "\nWhere to look:\n"

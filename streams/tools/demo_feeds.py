@@ -25,7 +25,8 @@ from streams.generators.shop import CatalogGenerator, ClickGenerator
 from streams.generators.timeline import Generated, iso
 from streams.generators.transactions import TransactionGenerator
 
-NEWS_RATE, TXN_RATE, CLICK_RATE = 2.0, 2.0, 5.0  # simulated events per second of event time
+NEWS_RATE, TXN_RATE = 2.0, 2.0  # simulated events per second of event time
+CLICK_RATE = 0.02  # a shop's clicks: 2,000 span about a day, sessions of one user hours apart
 HISTORY_DAYS, HISTORY_RATE = 14, 0.004  # card traffic before the live part (about 4,800 payments)
 SKIMMED_EVERY = 100  # live payments between two at the compromised merchant
 SHOP_ITEMS = 300
@@ -139,7 +140,7 @@ def catalog_feed(settings: Settings, seed: int) -> Feed:
 
 
 def clicks_feed(settings: Settings, count: int, rate: float, seed: int) -> Feed:
-    """Shopping sessions of 300 users over the demo catalog."""
+    """Shopping sessions of 300 users over the demo catalog, over days of event time ending about now."""
     span = count / CLICK_RATE
     generator = ClickGenerator(seed=seed, start=utc_now() - timedelta(seconds=span + 60), rate_per_s=CLICK_RATE,
                                n_users=300, n_items=SHOP_ITEMS, catalog_seed=seed)

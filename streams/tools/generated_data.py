@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 from models.fraud_data import Advance, LabelledData, from_segments
 from models.fraud_features import FeatureConfig
-from models.recs_eval import EvalConfig, Sample
 from streams.core.events import CatalogItem, ClickEvent, Transaction
 from streams.core.settings import get_settings
 from streams.generators import TransactionGenerator
+from streams.generators.session_shop import SessionShopSimulator, catalog_records
 from streams.generators.shop import ClickGenerator, build_catalog
 
 # Fraud: a seed expands into independent generator runs with different traffic densities (events per card per day)
@@ -24,6 +24,7 @@ SEGMENTS: list[tuple[float, int, float]] = [(0.04, 2000, 0.55), (0.015, 800, 0.3
 GENERATOR_EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 GENERATOR_KEY = b"lepton-fraud-training-key-not-secret"  # tokens only need to be stable within a run
 SHOP_START = datetime(2024, 1, 1, tzinfo=UTC)  # fixed, so a seed means the same clicks on any day
+SHOP_RATE = 0.022  # simulated clicks per second: 40,000 clicks span about three weeks
 
 
 def _segment_stream(seed: int, index: int, count: int, fraud_rate: float) -> Iterator[tuple[Transaction, dict]]:
@@ -50,18 +51,20 @@ def fraud_from_generator(seed: int, count: int, fraud_rate: float = 0.02, delay_
     return from_segments(streams, f"generator seed={seed} count={count} fraud_rate={fraud_rate}", config, advance)
 
 
-def shop_sessions(config: EvalConfig) -> tuple[list[CatalogItem], list[Sample]]:
-    """The catalog and the click stream of `config.seed`, validated through the event models."""
-    catalog = [
-        CatalogItem(item_id=i.item_id, title=i.title, description=i.description, category=i.category, price=i.price)
-        for i in build_catalog(config.seed, config.n_items)
-    ]
-    generator = ClickGenerator(
-        seed=config.seed, start=SHOP_START, rate_per_s=config.rate_per_s, n_users=config.n_users,
-        n_items=config.n_items,
-    )
-    samples = [
-        Sample(ClickEvent.model_validate(record), (truth or {}).get("next_item_id"))
-        for record, truth in itertools.islice(generator, config.n_events)
-    ]
-    return catalog, samples
+def shop_data(seed: int, items: int | None = None, users: int | None = None, events: int = 40_000,
+              simulator: str = "shop") -> tuple[list[CatalogItem], Iterator[ClickEvent]]:
+    """A catalog and a click stream from this project's shop generator (`shop`, about three weeks of clicks at the
+    default size) or the independent session simulator (`sessions`), validated through the event models."""
+    if simulator == "sessions":
+        sim = SessionShopSimulator(seed=seed, start=SHOP_START, n_items=items or 2000, n_users=users or 3000)
+        catalog = [CatalogItem.model_validate(record) for record in catalog_records(sim.items, SHOP_START)]
+        generator: ClickGenerator | SessionShopSimulator = sim
+    elif simulator == "shop":
+        catalog = [CatalogItem(item_id=i.item_id, title=i.title, description=i.description, category=i.category,
+                               price=i.price) for i in build_catalog(seed, items or 500)]
+        generator = ClickGenerator(seed=seed, start=SHOP_START, rate_per_s=SHOP_RATE, n_users=users or 1000,
+                                   n_items=items or 500)
+    else:
+        raise ValueError(f"unknown simulator {simulator!r} (shop or sessions)")
+    clicks = (ClickEvent.model_validate(record) for record, _ in itertools.islice(generator, events))
+    return catalog, clicks

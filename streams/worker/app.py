@@ -4,7 +4,8 @@ One worker holds one `Runtime` (runtime.py): the models, one dynamic batcher per
 checkpoint. Agents read micro-batches, hand them to their pipeline through the checkpoint (checkpoint.py), and
 Faust acks a batch's offsets only after its documents, alerts and dead letters are durable. The sentiment agent
 works on several micro-batches at once (the model scores one while the search engine takes the last); the fraud
-and recommendation agents keep per-key state and take one at a time. Beyond that, scale by partitions and worker
+and recommendation agents keep per-key state and take one at a time (recommendation workers also read the compacted
+catalog and item-stats topics in full, outside the consumer group). Beyond that, scale by partitions and worker
 processes. `LEPTON_PIPELINES` chooses which pipelines a worker runs. When the worker stops, Faust stops the agents
 (each finishes its batch), flushes and stops the producer, then the runtime closes the batchers and the sink.
 """
@@ -64,9 +65,12 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     batching, topics = settings.batching, settings.topics
 
     def table(name: str, partitions: int) -> Any:
-        """A changelog-backed table of JSON values keyed by the source topic's key (same partitioner)."""
-        return app.Table(name, partitions=partitions, use_partitioner=True,
-                         schema=faust.Schema(key_serializer="json", value_serializer="json"))
+        """A changelog-backed table of JSON values keyed by the source topic's key bytes (same partitioner), so a
+        key's changelog record lands in the partition of its source record and is restored by the worker that owns
+        that partition (JSON keys would be hashed as their JSON text, elsewhere)."""
+        # Faust derives a table's own key serializer (sending and recovery) from key_type, not from the schema
+        return app.Table(name, partitions=partitions, use_partitioner=True, key_type=bytes,
+                         schema=faust.Schema(key_serializer="raw", value_serializer="json"))
 
     def agent(topics: str | tuple[str, ...], partitions: int, pipeline: str, take_max: int = 0, in_flight: int = 1
               ) -> None:
@@ -91,10 +95,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
               take_max=batching.fraud_batch_size)
         agent((topics.transactions_by_merchant, topics.labels), topics.transactions_partitions, "fraud",
               take_max=batching.fraud_batch_size)
-    if settings.runs("recs"):
+    if settings.runs("recs"):  # the catalog and item-stats topics are read in full by every worker (runtime.py)
         runtime.user_states = table("user-interest", topics.clicks_partitions)
-        agent(topics.catalog, topics.catalog_partitions, "catalog")
+        runtime.item_stats = table("item-stats", topics.item_stats_partitions)
         agent(topics.clicks, topics.clicks_partitions, "clicks")
+        agent(topics.item_deltas, topics.item_stats_partitions, "item-stats")
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

@@ -64,7 +64,7 @@ class FraudPipeline(Pipeline[MerchantEvent, MerchantStep]):  # type: ignore[type
     index_kind = "transactions"
 
     def __init__(self, settings: Settings, decoder: Decoder, checkpoint: Checkpoint, score: Score,
-                 states: MutableMapping[str, dict], config: FeatureConfig, thresholds: Thresholds) -> None:
+                 states: MutableMapping[bytes, dict], config: FeatureConfig, thresholds: Thresholds) -> None:
         super().__init__(settings, decoder, checkpoint, settings.topics.transactions_by_merchant)
         self.model, self.states, self.config = score, states, config
         f = settings.fraud

@@ -46,7 +46,7 @@ class CardStage(Pipeline[CardEvent, CardStep]):  # type: ignore[type-var]
     """Everything the card stage does with a micro-batch."""
 
     def __init__(self, settings: Settings, decoder: Decoder, checkpoint: Checkpoint,
-                 states: MutableMapping[str, dict], config: FeatureConfig) -> None:
+                 states: MutableMapping[bytes, dict], config: FeatureConfig) -> None:
         super().__init__(settings, decoder, checkpoint, settings.topics.transactions)
         self.states, self.config = states, config
         self.models = {settings.topics.transactions: Transaction, settings.topics.labels_by_card: ChargebackLabel}

@@ -34,16 +34,17 @@ class Keyed(Generic[S]):
         return Keyed(state, {**self.positions, record.topic: (record.partition, record.offset)})
 
 
-def load(table: MutableMapping[str, dict[str, Any]], key: str, parse: Callable[[Any], S]) -> Keyed[S]:
-    """The key's stored state, or an empty one."""
-    value = table.get(key)
+def load(table: MutableMapping[bytes, dict[str, Any]], key: str, parse: Callable[[Any], S]) -> Keyed[S]:
+    """The key's stored state, or an empty one (tables are keyed by the source key's bytes)."""
+    value = table.get(key.encode())
     if not value:
         return Keyed()
     positions = {topic: (int(p), int(o)) for topic, (p, o) in value.get("positions", {}).items()}
     return Keyed(parse(value["state"]) if value.get("state") is not None else None, positions)
 
 
-def store(table: MutableMapping[str, dict[str, Any]], key: str, keyed: Keyed[S], dump: Callable[[S], Any]) -> None:
+def store(table: MutableMapping[bytes, dict[str, Any]], key: str, keyed: Keyed[S], dump: Callable[[S], Any]
+          ) -> None:
     """Write the key's state with its positions."""
-    table[key] = {"state": dump(keyed.state) if keyed.state is not None else None,
+    table[key.encode()] = {"state": dump(keyed.state) if keyed.state is not None else None,
                   "positions": {topic: list(position) for topic, position in keyed.positions.items()}}

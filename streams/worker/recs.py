@@ -1,10 +1,12 @@
-"""The recommendation pipelines' steps: catalog updates into the item index, clicks into users' interests.
+"""The recommendation pipelines' steps: catalog updates into the item index, clicks into users' sessions.
 
-The catalog side embeds item text through the shared encoder's batcher and applies upserts and deletions
-(the `deleted` flag or a Kafka tombstone) to the on-device item index. The clicks side folds each click into
-its user's interest (a Faust table value, so it survives restarts), then scores every affected user against
-the whole index in one batched product, upserts one document per user and publishes to `recommendations`
-at most once per user per interval. The skeleton (pipeline.py) and the checkpoint make it durable.
+The catalog side embeds item text through the shared encoder's batcher and applies upserts and deletions (the
+`deleted` flag or a Kafka tombstone) to the on-device item index; every worker feeds it the whole compacted catalog
+topic (runtime.py). The clicks side folds each click into its user's state (a Faust table value, so it survives
+restarts), sends what the click teaches about items to `item-deltas` (item_stats.py folds them), scores every
+affected user against the whole index in one batched call from the shared item statistics, upserts one document per
+user and publishes to `recommendations` at most once per user per interval. The skeleton (pipeline.py) and the
+checkpoint make it durable.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from dataclasses import dataclass, field
 import torch
 
 from models.item_index import ItemIndex
-from models.recs import Popularity, UserState, due_for_publish, mark_published, recommend, recommendation_doc, update
+from models.item_stats import Delta, ItemDeltas, merge
+from models.recs import Scorer, UserState, click_deltas, due_for_publish, mark_published, recommendation_doc, update
 from sinks import metrics
 from sinks.search import Doc
 from streams.core.decoding import Decoder
@@ -85,19 +88,20 @@ class Shopper:
     click: ClickEvent
     record: Record
     records: list[Record] = field(default_factory=list)  # every click of the user in this batch
+    deltas: list[Delta] = field(default_factory=list)  # what the clicks teach about items
     publish: bool = False
 
 
 class ClicksPipeline(Pipeline[ClickEvent, Shopper]):
-    """Folds clicks into per-user interest and refreshes the affected users' recommendations."""
+    """Folds clicks into per-user state, sends item deltas, refreshes the affected users' recommendations."""
 
     event_model = ClickEvent
     index_kind = "recommendations"
 
     def __init__(self, settings: Settings, decoder: Decoder, checkpoint: Checkpoint, index: ItemIndex,
-                 popularity: Popularity, states: MutableMapping[str, dict]) -> None:
+                 scorer: Scorer, states: MutableMapping[bytes, dict]) -> None:
         super().__init__(settings, decoder, checkpoint, settings.topics.clicks)
-        self.index, self.popularity, self.states = index, popularity, states
+        self.index, self.scorer, self.states = index, scorer, states
         self.index_name = f"{settings.search.index_prefix}-recommendations"
 
     def prepare(self, events: list[tuple[Record, ClickEvent]]) -> list[Shopper]:
@@ -112,18 +116,19 @@ class ClicksPipeline(Pipeline[ClickEvent, Shopper]):
                     continue  # a replay of a click whose outputs and state were already written
             else:
                 previous = shopper.state
+            deltas = click_deltas(previous, click, record.partition, record.offset, recs)
             state = update(previous, click, self.index.vector(click.item_id), recs)
             records = [*shopper.records, record] if shopper else [record]
-            shoppers[click.user_id] = Shopper(state, click, record, records)
-            self.popularity.add(click.item_id, click.ts.timestamp(), recs.action_weight(click.action))
+            shoppers[click.user_id] = Shopper(state, click, record, records, [*shopper.deltas, *deltas] if shopper
+                                              else deltas)
         for shopper in shoppers.values():
             if due_for_publish(shopper.state, now, recs):
                 shopper.state, shopper.publish = mark_published(shopper.state, now), True
         return list(shoppers.values())
 
     async def score(self, units: list[Shopper]) -> Sequence[list[tuple[str, float]]]:
-        """Every affected user against the whole index in one product."""
-        return recommend([unit.state for unit in units], self.index, self.popularity, settings=self.settings.recs)
+        """Every affected user against the whole index in one batched call."""
+        return self.scorer.recommend([unit.state for unit in units])
 
     def outputs(self, scored: list[tuple[Shopper, list[tuple[str, float]]]]) -> Outputs:
         processed_at, out = utc_now(), Outputs()
@@ -135,18 +140,24 @@ class ClicksPipeline(Pipeline[ClickEvent, Shopper]):
             if shopper.publish:
                 out.messages.append(Message(self.settings.topics.recommendations, shopper.state.user_id.encode(),
                                             doc.model_dump_json().encode()))
+        # in clicks order per partition: the item-stats stage skips a delta at or below the last offset it absorbed
+        grouped = merge(sorted((delta for shopper, _ in scored for delta in shopper.deltas),
+                               key=lambda delta: (delta.partition, delta.offset)))
+        out.messages += [Message(self.settings.topics.item_deltas, item_id.encode(), ItemDeltas.encode(item_id, deltas))
+                         for item_id, deltas in grouped.items()]
         return out
 
     def commit(self, scored: list[tuple[Shopper, list[tuple[str, float]]]]) -> None:
-        """Each user's state, with the position it covers: a replay of this batch skips what it absorbed."""
+        """Each user's state, with the position it covers: a replay of this batch skips what it absorbed. Keyed by the
+        clicks key's bytes, so the changelog record is in the user's clicks partition."""
         for shopper, _ in scored:
-            self.states[shopper.state.user_id] = {"state": shopper.state.to_dict(),
+            self.states[shopper.state.user_id.encode()] = {"state": shopper.state.to_dict(),
                                                   "partition": shopper.record.partition,
                                                   "offset": shopper.record.offset}
 
     def _stored(self, user_id: str) -> tuple[UserState | None, int, int]:
         """The user's state and the (partition, offset) of the last click it absorbed."""
-        stored = self.states.get(user_id)
+        stored = self.states.get(user_id.encode())
         if not stored:
             return None, -1, -1
         return UserState.from_dict(stored["state"]), stored["partition"], stored["offset"]

@@ -1,16 +1,19 @@
 """What one worker process shares between its agents: models, one batcher per model, the sink and the checkpoint.
 
-Started once, on the first agent's demand (models load before the consumer group is joined), and closed when the
-worker stops: `close` stops the batchers (they score what was submitted, then end their threads) and flushes and
-closes the search sink. The Kafka producer is Faust's: the app flushes and stops it.
+Started once, on the first agent's demand (models load before the consumer group is joined, and a recommendation
+worker reads the compacted catalog and item-stats topics in full first, then keeps following them), and closed when
+the worker stops: `close` stops the followers and the batchers (they score what was submitted, then end their
+threads) and flushes and closes the search sink. The Kafka producer is Faust's: the app flushes and stops it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faust
@@ -28,6 +31,11 @@ from streams.worker.pipeline import Pipeline
 log = logging.getLogger(__name__)
 
 
+async def _maybe_await(value: Any) -> Any:
+    """`value`, awaited when it is awaitable (pipelines' `process` is a coroutine, a view's `apply` is not)."""
+    return await value if inspect.isawaitable(value) else value
+
+
 class Runtime:
     """The per-process resources every agent shares."""
 
@@ -40,7 +48,9 @@ class Runtime:
         self.checkpoint: Checkpoint | None = None
         self.batchers: list[DynamicBatcher[Any, Any]] = []
         self.pipelines: dict[str, Pipeline[Any, Any]] = {}
-        self.user_states: Any = None  # the Faust table of user interests (recs)
+        self.user_states: Any = None  # the Faust table of user sessions and interests (recs)
+        self.item_stats: Any = None  # the Faust table of item statistics (recs)
+        self._follows: list[asyncio.Task[None]] = []  # topics every worker reads in full (recs)
         self.card_states: Any = None  # the Faust table of per-card state (fraud, card stage)
         self.merchant_states: Any = None  # the Faust table of per-merchant state (fraud, scoring stage)
 
@@ -76,7 +86,12 @@ class Runtime:
         await self.app.producer.send_and_wait(topic, key, value, None, None, None)
 
     async def close(self) -> None:
-        """Stop the batchers (after what was submitted is scored) and flush and close the sink; idempotent."""
+        """Stop the followers and the batchers (after what was submitted is scored), flush and close the sink;
+        idempotent."""
+        follows, self._follows = self._follows, []
+        for task in follows:
+            task.cancel()
+        await asyncio.gather(*follows, return_exceptions=True)
         batchers, self.batchers = self.batchers, []
         await asyncio.gather(*(batcher.stop() for batcher in batchers))
         if self.sink is not None:
@@ -136,24 +151,59 @@ class Runtime:
     async def _start_recs(self) -> None:
         from models.encoder import get_encoder
         from models.item_index import ItemIndex, embed_items
-        from models.recs import Popularity
-        from streams.broker.topics import read_records
+        from models.item_stats import StatsView
+        from models.recs import Scorer
+        from streams.worker.item_stats import ItemStatsPipeline, StatsFeed
         from streams.worker.recs import CatalogPipeline, ClicksPipeline
 
         s = self.settings
         assert self.checkpoint is not None
         encoder = await asyncio.to_thread(get_encoder, s.models.device)
         batcher = await self._batcher(lambda items: list(embed_items(items, encoder)), "encoder")
-        index = ItemIndex(encoder.device)
-        catalog = CatalogPipeline(s, self.decoder, self.checkpoint, batcher.submit, index)
-        # The index lives in memory: rebuild it from the compacted catalog before serving recommendations.
-        records = await asyncio.to_thread(read_records, s, s.topics.catalog, None, 300.0)
-        for start in range(0, len(records), 512):
-            await catalog.process(records[start:start + 512])
-        log.info("item index rebuilt from %d catalog records: %d items", len(records), len(index))
+        index, view = ItemIndex(encoder.device), StatsView()
+        catalog, feed = CatalogPipeline(s, self.decoder, self.checkpoint, batcher.submit, index), StatsFeed(view)
+        # The index and the statistics live in memory on every worker: read both compacted topics in full before
+        # serving, then keep following them (all partitions, no consumer group).
+        records = await self._follow(s.topics.catalog, catalog.process)
+        log.info("item index rebuilt from %d catalog records: %d items", records, len(index))
+        records = await self._follow(s.topics.item_stats, feed.apply)
+        log.info("item statistics read from %d item-stats records: %d items", records, len(view))
         self.pipelines["catalog"] = catalog
-        self.pipelines["clicks"] = ClicksPipeline(s, self.decoder, self.checkpoint, index,
-                                                  Popularity.from_settings(s.recs), self.user_states)
+        self.pipelines["clicks"] = ClicksPipeline(s, self.decoder, self.checkpoint, index, Scorer(index, view, s.recs),
+                                                  self.user_states)
+        self.pipelines["item-stats"] = ItemStatsPipeline(s, self.decoder, self.checkpoint, self.item_stats)
+
+    async def _follow(self, topic: str, apply: Callable[[list[Record]], Any]) -> int:
+        """Read `topic` in full through `apply` (awaited when it returns an awaitable), then keep following it in a
+        task; returns how many records the catch-up read. The consumer lives in one thread of its own, so a poll
+        still running when the task is cancelled ends before the consumer is closed."""
+        from streams.broker.follow import TopicFollower
+
+        loop = asyncio.get_running_loop()
+        thread = ThreadPoolExecutor(1, thread_name_prefix=f"follow-{topic}")
+        follower = await loop.run_in_executor(thread, TopicFollower, self.settings, topic)
+        read = 0
+        while not follower.caught_up:
+            records = await loop.run_in_executor(thread, follower.poll, 512, 0.5)
+            read += len(records)
+            if records:
+                await _maybe_await(apply(records))
+
+        async def follow() -> None:
+            try:
+                while True:
+                    records = await loop.run_in_executor(thread, follower.poll, 512, 0.5)
+                    if records:
+                        try:
+                            await _maybe_await(apply(records))
+                        except Exception:  # a bad batch must not stop the view from following
+                            log.exception("applying %d records of %s failed", len(records), topic)
+            finally:
+                await asyncio.shield(loop.run_in_executor(thread, follower.close))
+                thread.shutdown(wait=False)
+
+        self._follows.append(asyncio.ensure_future(follow()))
+        return read
 
     async def _batcher(self, fn: Any, name: str, max_batch_size: int | None = None, warmup: list[Any] | None = None
                        ) -> DynamicBatcher[Any, Any]:

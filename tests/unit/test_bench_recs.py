@@ -6,10 +6,9 @@ import itertools
 
 import torch
 
-from models.recs_eval import EvalConfig
 from streams.core.settings import BatchingSettings, RecsSettings
 from streams.tools.bench_recs import chunks, measure
-from streams.tools.generated_data import shop_sessions
+from streams.tools.generated_data import shop_data
 from tests.unit.recs_fakes import FakeEncoder
 
 KEYS = {"items_embedded_per_s", "items_embedded_unbatched_per_s", "embed_batched_vs_unbatched",
@@ -22,13 +21,14 @@ def test_chunks_cover_everything_in_order() -> None:
 
 
 def test_measure_reports_both_rates_and_ratios_on_the_same_data() -> None:
-    catalog, samples = shop_sessions(EvalConfig(seed=3, n_items=40, n_users=20, n_events=300))
+    catalog, stream = shop_data(seed=3, items=40, users=20, events=300)
+    clicks = list(stream)
     encoder = FakeEncoder()
     batching = BatchingSettings(max_batch_size=8, max_wait_ms=1.0, take_max=16)
-    result = measure(encoder, torch.device("cpu"), catalog, samples, batching, RecsSettings())
+    result = measure(encoder, torch.device("cpu"), catalog, clicks, batching, RecsSettings())
     assert set(result) >= KEYS
     assert all(result[key] > 0 for key in KEYS)
     assert result["items"] == 40
-    assert result["users"] == len({s.click.user_id for s in samples})
+    assert result["users"] == len({click.user_id for click in clicks})
     # batched: warm-up + 40 items in batches of at most 8; one at a time: warm-up + 40 single calls
     assert encoder.calls >= 1 + 40 // 8 + 1 + 40

@@ -130,3 +130,60 @@ def test_generate_command_writes_events_and_truth(tmp_path: Path) -> None:
     truths = [json.loads(line) for line in truth.read_text().splitlines()]
     assert len(records) == len(truths) == 500 and [r["id"] for r in records] == [t["id"] for t in truths]
     assert "4" not in "".join(t["card_ref"][0] for t in truths)  # truth has card references, not numbers
+
+
+def _sessions(records: list[dict]) -> dict[str, list[dict]]:
+    sessions: dict[str, list[dict]] = {}
+    for record in records:
+        sessions.setdefault(record["session_id"], []).append(record)
+    return sessions
+
+
+def test_shop_clicks_span_days_with_a_daily_rhythm_in_sequences() -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    records = [g.record for g in take("clicks", 20_000, start=start, rate_per_s=0.022)]
+    times = [datetime.fromisoformat(r["ts"]) for r in records]
+    assert (times[-1] - times[0]).days >= 7
+    hours = Counter(t.hour for t in times)
+    assert hours[20] > 3 * hours[5]  # evenings busy, before dawn quiet
+    by_user: dict[str, list[datetime]] = {}
+    for session in _sessions(records).values():
+        by_user.setdefault(session[0]["user_id"], []).append(datetime.fromisoformat(session[0]["ts"]))
+    gaps = sorted((b - a).total_seconds() for starts in by_user.values() for a, b in itertools.pairwise(starts))
+    assert gaps[0] >= 3600 and gaps[len(gaps) // 2] > 6 * 3600  # a user's sessions are hours to days apart
+    catalog = {item.item_id: item for item in build_catalog(1)}
+    steps = same_kind = 0
+    for session in _sessions(records).values():
+        views = [catalog[r["item_id"]] for r in session if r["action"] == "view"]
+        for before, after in itertools.pairwise(views):
+            steps += 1
+            same_kind += before.category == after.category
+        actions = [r["action"] for r in session]
+        if "purchase" in actions:  # purchases come at checkout, at the end of the session
+            assert actions[-1] == "purchase" and actions[-2] == "add_to_cart"
+    assert same_kind / steps > 0.6  # one item leads to its substitutes and complements
+
+
+def test_the_session_simulator_matches_its_published_descriptions() -> None:
+    from streams.generators.session_shop import SessionShopSimulator, catalog_records
+
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    simulator = SessionShopSimulator(seed=2, start=start)
+    records = [g.record for g in itertools.islice(simulator, 20_000)]
+    again = [g.record for g in itertools.islice(SessionShopSimulator(seed=2, start=start), 300)]
+    assert records[:300] == again
+    for record in records[:3000]:
+        assert not isinstance(DECODER.decode(json.dumps(record).encode(), topic="clicks"), DeadLetter)
+    for record in catalog_records(simulator.items, start)[:200]:
+        assert not isinstance(DECODER.decode(json.dumps(record).encode(), topic="catalog"), DeadLetter)
+    sessions = [[r["item_id"] for r in s if r["action"] == "view"] for s in _sessions(records).values()]
+    assert 3.5 < sum(map(len, sessions)) / len(sessions) < 6  # 3.5-5 events per session, a long tail
+    assert max(map(len, sessions)) >= 20
+    repeats = [v[i] in v[:i] for v in sessions for i in range(1, len(v))]
+    assert 0.15 < sum(repeats) / len(repeats) < 0.3  # about a fifth of next items were seen in the session
+    actions = Counter(r["action"] for r in records)
+    assert actions["view"] / len(records) > 0.9 and actions["purchase"] > 0
+    users = Counter(s[0]["user_id"] for s in _sessions(records).values())
+    assert sum(1 for n in users.values() if n == 1) / len(users) > 0.6  # most visitors come once
+    popularity = sorted(Counter(r["item_id"] for r in records).values(), reverse=True)
+    assert popularity[0] > 10 * popularity[len(popularity) // 2]  # a power law, not a uniform catalog

@@ -1,22 +1,22 @@
-"""Batched top-K: order and shape, exclusion of seen and purchased items, cold start, the popularity window."""
+"""Batched next-item scoring: transitions by position, repeats, text for new items, popularity over days, exclusions."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 import torch
 
 from models.item_index import ItemIndex, embed_items
-from models.recs import Popularity, UserState, recommend, update
+from models.item_stats import ItemStats, StatsView
+from models.recs import Scorer, UserState, update
 from streams.core.settings import RecsSettings
 from tests.unit.recs_fakes import T0, FakeEncoder, click, item
 
-S = RecsSettings(popularity_weight=0.2, cold_start_interactions=2.0, recent_items=5)
+S = RecsSettings(recent_items=5)
 CATEGORIES = ("books", "toys", "garden")
+DAY = 86_400.0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def index() -> ItemIndex:
     """Six items in each of three categories."""
     records = [item(f"{category}-{n}", category) for category in CATEGORIES for n in range(6)]
@@ -25,113 +25,89 @@ def index() -> ItemIndex:
     return index
 
 
-def popular(*item_ids: str, counts: int = 5) -> Popularity:
-    """A popularity counter where earlier ids are more popular."""
-    popularity = Popularity(window_s=3600)
-    for rank, item_id in enumerate(item_ids):
-        for _ in range(counts * (len(item_ids) - rank)):
-            popularity.add(item_id, T0.timestamp())
-    return popularity
+def view_of(*stats: ItemStats) -> StatsView:
+    view = StatsView()
+    for entry in stats:
+        view.put(entry)
+    return view
 
 
-def state_after(index: ItemIndex, *clicks: tuple[str, str]) -> UserState:
-    """A user who did (item, action) in order, one second apart."""
+def state_after(index: ItemIndex, *clicks: tuple[str, str], settings: RecsSettings = S) -> UserState:
+    """A user who did (item, action) in order, one second apart, in one session."""
     state = None
     for second, (item_id, action) in enumerate(clicks):
-        state = update(state, click(item_id, second, action), index.vector(item_id), S)
+        state = update(state, click(item_id, second, action), index.vector(item_id), settings)
     assert state is not None
     return state
 
 
-def test_top_k_has_k_items_best_first(index: ItemIndex) -> None:
-    state = state_after(index, ("toys-0", "view"), ("toys-1", "click"))
-    [ranked] = recommend([state], index, popular(), k=4, settings=S)
-    assert len(ranked) == 4
+def test_the_items_that_followed_the_item_in_view_come_first(index: ItemIndex) -> None:
+    view = view_of(ItemStats("toys-0", at=T0.timestamp(), next={"garden-2": 5.0, "books-4": 2.0}))
+    state = state_after(index, ("toys-0", "view"))
+    [ranked] = Scorer(index, view, S).recommend([state], k=4)
+    assert [item_id for item_id, _ in ranked[:2]] == ["garden-2", "books-4"]
     scores = [score for _, score in ranked]
-    assert scores == sorted(scores, reverse=True)
-    assert all(item_id.startswith("toys-") for item_id, _ in ranked)
-    assert len({item_id for item_id, _ in ranked}) == 4
+    assert len(ranked) == 4 and scores == sorted(scores, reverse=True)
 
 
-def test_seen_and_purchased_items_are_never_recommended(index: ItemIndex) -> None:
-    clicks = [("books-0", "view"), ("books-1", "purchase"), *[(f"garden-{n}", "view") for n in range(5)]]
-    state = state_after(index, *clicks)
-    assert "books-0" not in state.recent  # fell out of the 5 recent items ...
-    [ranked] = recommend([state], index, popular("books-1", "books-0"), k=len(index), settings=S)
-    returned = {item_id for item_id, _ in ranked}
-    assert returned.isdisjoint({f"garden-{n}" for n in range(5)} | {"books-1"})  # ... but the purchase stays out
-    assert len(ranked) == len(index) - 6
-    assert "books-0" in returned
+def test_recent_items_of_the_session_weigh_more_than_older_ones(index: ItemIndex) -> None:
+    view = view_of(ItemStats("books-0", next={"garden-0": 3.0}), ItemStats("toys-0", next={"garden-5": 3.0}))
+    older_first = state_after(index, ("books-0", "view"), ("toys-0", "view"))
+    newer_first = state_after(index, ("toys-0", "view"), ("books-0", "view"))
+    ranked = Scorer(index, view, S).recommend([older_first, newer_first], k=2)
+    assert (ranked[0][0][0], ranked[1][0][0]) == ("garden-5", "garden-0")
 
 
-def test_fewer_results_only_when_fewer_items_are_eligible(index: ItemIndex) -> None:
-    state = state_after(index, *[(f"books-{n}", "view") for n in range(5)])
-    [ranked] = recommend([state], index, popular(), k=100, settings=S)
-    assert len(ranked) == len(index) - 5
+def test_the_item_in_view_and_purchases_are_never_recommended_but_earlier_views_may_be(index: ItemIndex) -> None:
+    view = view_of(ItemStats("toys-1", next={"toys-0": 9.0, "books-1": 8.0, "toys-2": 1.0}))
+    state = state_after(index, ("toys-0", "view"), ("books-1", "purchase"), ("toys-1", "view"))
+    [ranked] = Scorer(index, view, S).recommend([state], k=len(index))
+    ids = [item_id for item_id, _ in ranked]
+    assert "toys-1" not in ids and "books-1" not in ids
+    assert ids[0] == "toys-0"  # a repeat view of the session's earlier item is allowed
+    assert len(ids) == len(index) - 2
 
 
-def test_a_new_user_gets_the_popular_items(index: ItemIndex) -> None:
-    popularity = popular("garden-3", "toys-2", "books-5")
-    [ranked] = recommend([UserState("new")], index, popularity, k=3, settings=S)
-    assert [item_id for item_id, _ in ranked] == ["garden-3", "toys-2", "books-5"]
+def test_a_new_item_without_behaviour_is_recommended_by_its_text(index: ItemIndex) -> None:
+    state = state_after(index, ("garden-0", "view"))
+    [ranked] = Scorer(index, StatsView(), S).recommend([state], k=5)
+    assert {item_id for item_id, _ in ranked} == {f"garden-{n}" for n in range(1, 6)}
 
 
-def test_interest_takes_over_from_popularity_as_evidence_grows(index: ItemIndex) -> None:
-    popularity = popular(*[f"garden-{n}" for n in range(6)])
-    one = state_after(index, ("books-0", "view"))
-    many = state_after(index, *[(f"books-{n % 2}", "purchase") for n in range(10)])
-    [cold, warm] = recommend([one, many], index, popularity, k=3, settings=S)
-    assert [item_id for item_id, _ in cold] == ["garden-0", "garden-1", "garden-2"]  # one view: still cold
-    assert all(item_id.startswith("books-") for item_id, _ in warm)
-    # within the user's category, popularity still orders the items
-    popularity_books = popular("books-5", "books-4")
-    [ranked] = recommend([many], index, popularity_books, k=2, settings=S)
-    assert [item_id for item_id, _ in ranked] == ["books-5", "books-4"]
+def test_popularity_counts_over_days_and_fades(index: ItemIndex) -> None:
+    settings = RecsSettings(weight_text=0.0, weight_interest=0.0, weight_repeat=0.0, popularity_half_life_s=DAY)
+    now = T0.timestamp()
+    view = view_of(ItemStats("books-3", at=now - 10 * DAY, pop=100.0), ItemStats("toys-4", at=now, pop=2.0),
+                   ItemStats("garden-1", at=now, pop=1.0))
+    [ranked] = Scorer(index, view, settings).recommend([state_after(index, ("books-0", "view"))], k=3)
+    assert [item_id for item_id, _ in ranked] == ["toys-4", "garden-1", "books-3"]  # 100 ten half-lives ago < 1
 
 
-def test_batched_scoring_equals_one_user_at_a_time(index: ItemIndex) -> None:
-    states = [state_after(index, (f"{c}-{n}", "view")) for c in CATEGORIES for n in range(2)] + [UserState("x")]
-    popularity = popular("toys-3", "books-2")
-    together = recommend(states, index, popularity, k=5, settings=S)
-    alone = [recommend([state], index, popularity, k=5, settings=S)[0] for state in states]
-    assert [[i for i, _ in r] for r in together] == [[i for i, _ in r] for r in alone]
-    for a, b in zip(together, alone, strict=True):
-        assert [s for _, s in a] == pytest.approx([s for _, s in b], abs=1e-5)
+def test_live_mask_limits_the_candidates(index: ItemIndex) -> None:
+    live = torch.tensor([item_id.startswith("toys") for item_id in index.ids])
+    [ranked] = Scorer(index, StatsView(), S).recommend([state_after(index, ("books-0", "view"))], k=20, live=live)
+    assert {item_id for item_id, _ in ranked} == {f"toys-{n}" for n in range(6)}
 
 
-def test_empty_inputs_give_empty_lists(index: ItemIndex) -> None:
-    assert recommend([], index, popular(), settings=S) == []
-    assert recommend([UserState("u")], ItemIndex("cpu"), popular(), settings=S) == [[]]
+def test_one_batch_gives_what_one_user_at_a_time_gives(index: ItemIndex) -> None:
+    view = view_of(ItemStats("books-0", pop=3.0, next={"toys-2": 2.0}, co={"garden-3": 4.0}),
+                   ItemStats("toys-2", pop=5.0, next={"books-5": 1.0}))
+    states = [state_after(index, ("books-0", "view")), state_after(index, ("books-0", "view"), ("toys-2", "click")),
+              state_after(index, ("garden-4", "purchase"))]
+    scorer = Scorer(index, view, S)
+    batched = scorer.recommend(states, k=6)
+    for state, expected in zip(states, batched, strict=True):
+        [alone] = scorer.recommend([state], k=6)
+        assert [i for i, _ in alone] == [i for i, _ in expected]
+        assert [s for _, s in alone] == pytest.approx([s for _, s in expected], abs=1e-5)
 
 
-def test_popularity_forgets_events_older_than_the_window() -> None:
-    popularity = Popularity(window_s=100, buckets=10)
-    t = T0.timestamp()
-    popularity.add("old", t)
-    popularity.add("old", t + 5)
-    popularity.add("new", t + 95)
-    assert popularity.count("old") == 2
-    popularity.add("new", t + 150)  # the window now starts after the `old` events
-    assert popularity.count("old") == 0 and popularity.count("new") == 2
-    popularity.add("late", t + 10)  # older than the window: ignored
-    assert popularity.count("late") == 0
-    popularity.add("late", t + 120)  # late, but inside the window: counted
-    assert popularity.top(2) == [("new", 2.0), ("late", 1.0)]
-    assert popularity.top(2, exclude={"new"}) == [("late", 1.0)]
-
-
-def test_popularity_prior_is_in_unit_range_and_follows_the_index_rows(index: ItemIndex) -> None:
-    prior = popular("toys-2", "books-0").prior(index)
-    assert prior.shape == (len(index),) and float(prior.max()) == 1.0 and float(prior.min()) == 0.0
-    assert prior[index.row("toys-2")] > prior[index.row("books-0")] > prior[index.row("garden-0")]
-    assert torch.equal(Popularity(window_s=10).prior(index), torch.zeros(len(index)))
-
-
-def test_popularity_round_trips_through_json() -> None:
-    popularity = Popularity(window_s=100, buckets=4)
-    for second, item_id in enumerate(["a", "b", "a", "c"]):
-        popularity.add(item_id, T0.timestamp() + second * 20)
-    restored = Popularity.from_dict(json.loads(json.dumps(popularity.to_dict())))
-    assert restored.top(3) == popularity.top(3)
-    restored.add("b", T0.timestamp() + 200)  # and it keeps sliding
-    assert restored.count("a") == 0
+def test_changed_statistics_and_catalog_changes_are_picked_up(index: ItemIndex) -> None:
+    view = view_of(ItemStats("books-0", next={"toys-1": 5.0}))
+    scorer = Scorer(index, view, S)
+    state = state_after(index, ("books-0", "view"))
+    assert scorer.recommend([state], k=1)[0][0][0] == "toys-1"
+    view.put(ItemStats("books-0", next={"toys-1": 5.0, "garden-5": 10.0}))
+    assert scorer.recommend([state], k=1)[0][0][0] == "garden-5"
+    index.delete(["garden-5"])  # rows move: the cached neighbour rows must follow
+    assert scorer.recommend([state], k=1)[0][0][0] == "toys-1"

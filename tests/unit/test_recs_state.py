@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from models.item_stats import decay
 from models.recs import (
     MODEL_NAME,
     MODEL_VERSION,
     UserState,
-    cold_start_weight,
-    decay_factor,
+    click_deltas,
+    context,
     due_for_publish,
     mark_published,
     recommendation_doc,
@@ -49,7 +50,7 @@ def test_older_interest_halves_every_half_life() -> None:
     assert state.weight == pytest.approx(1.5)
     state = update(state, click("c", 300), unit(2), S)
     assert state.vector == pytest.approx(0.125 * unit(0) + 0.25 * unit(1) + unit(2))
-    assert decay_factor(200, 100) == pytest.approx(0.25)
+    assert decay(200, 100) == pytest.approx(0.25)
 
 
 def test_a_late_event_is_added_already_decayed_so_order_does_not_matter() -> None:
@@ -76,7 +77,7 @@ def test_recent_and_purchased_lists_are_bounded_and_most_recent_last() -> None:
     for second, item_id in enumerate(["x", "y", "z"], start=10):
         state = update(state, click(item_id, second, "purchase"), unit(1), S)
     assert state.purchased == ["y", "z"]
-    assert state.excluded() == {"x", "y", "z"}  # recent keeps the last 3 touches, purchased the last 2 buys
+    assert state.excluded() == {"y", "z"}  # the item in view (z) and the last 2 buys; seen items may come back
 
 
 def test_an_item_not_yet_embedded_still_counts_as_seen_but_adds_no_interest() -> None:
@@ -87,13 +88,32 @@ def test_an_item_not_yet_embedded_still_counts_as_seen_but_adds_no_interest() ->
     assert update(None, click("ghost", 0), None, S).vector == []
 
 
-def test_cold_start_weight_fades_with_evidence() -> None:
-    assert cold_start_weight(UserState("u"), S) == 1.0
-    one = update(None, click("a", 0), unit(0), S)
-    many = one
-    for second in range(1, 10):
-        many = update(many, click(f"i{second}", second), unit(0), S)
-    assert 1.0 > cold_start_weight(one, S) > cold_start_weight(many, S) > 0.0
+def test_the_session_keeps_its_items_in_order_and_starts_over_with_a_new_session() -> None:
+    state = None
+    for second, (item_id, action) in enumerate([("a", "view"), ("a", "click"), ("b", "view"), ("a", "view")]):
+        state = update(state, click(item_id, second, action), None, S)
+    assert state is not None and state.session_id == "sess-1"
+    assert state.session == ["a", "b", "a"]  # a second action on the item in view is no step; going back is
+    later = update(state, click("c", 100).model_copy(update={"session_id": "sess-2"}), None, S)
+    assert later.session == ["c"] and later.recent == ["b", "a", "c"]
+    assert context(later, RecsSettings(position_decay=0.5, history_weight=0.3)) == pytest.approx(
+        {"c": 1.0, "a": 0.3, "b": 0.15})  # the session by position, earlier sessions fainter
+
+
+def test_a_click_sends_popularity_transitions_and_co_occurrence_deltas() -> None:
+    settings = RecsSettings(sequence_gap=2)
+    state = None
+    for second, item_id in enumerate(["a", "b", "c"]):
+        state = update(state, click(item_id, second), None, settings)
+    deltas = click_deltas(state, click("d", 9), partition=1, offset=42, settings=settings)
+    by_item = {(d.item_id, "pop" if d.pop else "next" if d.next else "co"): d for d in deltas}
+    assert by_item[("d", "pop")].pop == 1.0
+    assert by_item[("c", "next")].next == {"d": 1.0} and by_item[("b", "next")].next == {"d": 0.5}
+    assert ("a", "next") not in by_item  # beyond the gap
+    assert by_item[("d", "co")].co == {"a": 1.0, "b": 1.0, "c": 1.0} and by_item[("a", "co")].co == {"d": 1.0}
+    assert {(d.partition, d.offset) for d in deltas} == {(1, 42)}
+    again = click_deltas(state, click("c", 10, "click"), partition=1, offset=43, settings=settings)
+    assert [(d.item_id, d.pop) for d in again] == [("c", 1.0)]  # an action on the item in view: popularity only
 
 
 def test_state_round_trips_through_json() -> None:

@@ -1,4 +1,4 @@
-"""Topic specs follow the settings: partitions configurable, catalog compacted, outputs present."""
+"""Topic specs follow the settings: partitions configurable, catalog and item statistics compacted, outputs present."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from streams.core.settings import Settings, TopicSettings
 def test_default_topics() -> None:
     specs = {spec.name: spec for spec in topic_specs(Settings())}
     assert set(specs) == {"news", "transactions", "labels", "transactions.by-merchant", "labels.by-card", "clicks",
-                          "catalog", "alerts.sentiment", "alerts.fraud", "recommendations", "deadletter"}
+                          "catalog", "alerts.sentiment", "alerts.fraud", "recommendations", "item-deltas", "item-stats",
+                          "deadletter"}
     # the fraud stages read their topics in pairs, co-partitioned: the same partitions each
-    assert {specs[n].partitions for n in ("transactions", "labels", "transactions.by-merchant", "labels.by-card")} == {3}
+    paired = ("transactions", "labels", "transactions.by-merchant", "labels.by-card")
+    assert {specs[n].partitions for n in paired} == {3}
     assert specs["news"].partitions == specs["transactions"].partitions == specs["clicks"].partitions == 3
-    assert specs["catalog"].cleanup_policy == "compact"
+    assert specs["catalog"].cleanup_policy == specs["item-stats"].cleanup_policy == "compact"
+    assert specs["item-deltas"].cleanup_policy == "delete" and specs["item-deltas"].partitions == 3
     assert specs["deadletter"].cleanup_policy == "delete"
 
 

@@ -79,7 +79,8 @@ class Transaction(InputEvent, json_schema_extra=_card_number_schema):
 
     The producer sends `card_number` or `card_token`. A card number is validated (Luhn) and replaced here by
     a keyed HMAC token (streams/core/pii.py); the model never holds the number. Amounts are in major units,
-    0 < amount <= 10,000,000,000 in any currency (refunds are not transactions here). `lat`/`lon` come together or not at all.
+    0 < amount <= 10,000,000,000 in any currency (refunds are not transactions here). `lat`/`lon` come together or
+    not at all.
     """
 
     id: Identifier
