@@ -318,8 +318,7 @@ class TransactionGenerator(FraudScenarios):
         if mcc == "6011":  # cash comes in round amounts: multiples of about 10 EUR in local units (10, 100, 1000...)
             step = 10 ** round(math.log10(10 / DEFAULT_RATES[currency]))
             amount = float(max(1, round(amount / step)) * step)
-        if amount > MAX_AMOUNT:  # the schema's cap is in major units of any currency: under 700 EUR in KRW
-            amount = round(MAX_AMOUNT * rng.uniform(0.5, 1.0))
+        amount = min(amount, MAX_AMOUNT)  # the schema's cap, in major units of any currency
         record: dict[str, Any] = {
             "id": self.new_id("txn"),
             "ts": None,

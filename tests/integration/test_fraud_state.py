@@ -49,9 +49,9 @@ def test_card_and_merchant_state_continue_across_a_restart_with_outcomes_point_i
                                      merchants_per_city=4)
     records = [g.record for g in islice(generator, FIRST + SECOND)]
     events = [Transaction.model_validate(r, context={"pii_key": key}) for r in records]
-    cut = events[FIRST].ts
-    # While the worker is down, chargebacks arrive for ten first-run payments, reported before every second-run one.
-    reported = cut - timedelta(hours=2)
+    # While the worker is down, chargebacks arrive for ten first-run payments, reported after every first-run one
+    # (they count from the next full hour: the replay and the pipeline must agree on which second-run ones see them)
+    reported = events[FIRST - 1].ts
     outcomes = [ChargebackLabel(transaction_id=e.id, merchant_id=e.merchant_id, transaction_ts=e.ts, fraud=True,
                                 reported_at=reported, card_token=e.card_token)
                 for e in events[:FIRST] if e.ts < reported - timedelta(days=8)][:10]
