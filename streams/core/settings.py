@@ -253,6 +253,9 @@ class BatchingSettings(Section):
     fraud_batch_size: int = Field(
         512, ge=1, le=4096, description="micro-batch and device batch of the fraud agent (a small MLP: large "
         "batches cost little latency and save per-batch overhead)")
+    fraud_take_within_s: float = Field(
+        0.02, gt=0, description="the longest a fraud stage waits to fill a micro-batch: with a backlog, a fetch fills "
+        "it at once; at moderate load a payment does not wait for others (an alert is wanted before the next payment)")
 
 
 class RecsSettings(Section):

@@ -72,8 +72,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         return app.Table(name, partitions=partitions, use_partitioner=True, key_type=bytes,
                          schema=faust.Schema(key_serializer="raw", value_serializer="json"))
 
-    def agent(topics: str | tuple[str, ...], partitions: int, pipeline: str, take_max: int = 0, in_flight: int = 1
-              ) -> None:
+    def agent(topics: str | tuple[str, ...], partitions: int, pipeline: str, take_max: int = 0, in_flight: int = 1,
+              within_s: float = 0.0) -> None:
         """One agent: micro-batches of its topic(s) into the named pipeline, acked once it returns; `in_flight`
         actors share the queue, each with a micro-batch of its own. Topics read together are keyed alike and have
         the same partitions, so Faust gives one worker the same partitions of each (co-partitioned)."""
@@ -82,7 +82,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
         async def agent_loop(stream: faust.StreamT) -> None:
             await runtime.ready()
-            await consume(stream, take_max or batching.take_max, batching.take_within_s, runtime.runner(pipeline))
+            await consume(stream, take_max or batching.take_max, within_s or batching.take_within_s,
+                          runtime.runner(pipeline))
 
         app.agent(source, concurrency=in_flight, name=pipeline)(agent_loop)
 
@@ -91,10 +92,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     if settings.runs("fraud"):
         runtime.card_states = table("card-state", topics.transactions_partitions)
         runtime.merchant_states = table("merchant-state", topics.transactions_partitions)
-        agent((topics.transactions, topics.labels_by_card), topics.transactions_partitions, "fraud-cards",
-              take_max=batching.fraud_batch_size)
-        agent((topics.transactions_by_merchant, topics.labels), topics.transactions_partitions, "fraud",
-              take_max=batching.fraud_batch_size)
+        fraud = {"take_max": batching.fraud_batch_size, "within_s": batching.fraud_take_within_s}
+        agent((topics.transactions, topics.labels_by_card), topics.transactions_partitions, "fraud-cards", **fraud)
+        agent((topics.transactions_by_merchant, topics.labels), topics.transactions_partitions, "fraud", **fraud)
     if settings.runs("recs"):  # the catalog and item-stats topics are read in full by every worker (runtime.py)
         runtime.user_states = table("user-interest", topics.clicks_partitions)
         runtime.item_stats = table("item-stats", topics.item_stats_partitions)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import ValidationError
 
 from models.fraud import FraudScore, ScoreRequest, Thresholds
 from models.fraud_features import FEATURE_NAMES, FeatureConfig, label_merchant, merchant_step
@@ -29,7 +30,7 @@ from streams.core.events import Alert, CardFeatures, ChargebackLabel, DeadLetter
 from streams.core.record import Record
 from streams.core.settings import Settings
 from streams.worker.checkpoint import Checkpoint, Message, Outputs
-from streams.worker.keyed_state import Keyed, load, store
+from streams.worker.keyed_state import Keyed, KeyedTable
 from streams.worker.pipeline import Pipeline
 
 Score = Callable[[list[ScoreRequest]], Awaitable[list[FraudScore]]]
@@ -66,7 +67,8 @@ class FraudPipeline(Pipeline[MerchantEvent, MerchantStep]):  # type: ignore[type
     def __init__(self, settings: Settings, decoder: Decoder, checkpoint: Checkpoint, score: Score,
                  states: MutableMapping[bytes, dict], config: FeatureConfig, thresholds: Thresholds) -> None:
         super().__init__(settings, decoder, checkpoint, settings.topics.transactions_by_merchant)
-        self.model, self.states, self.config = score, states, config
+        self.model, self.config = score, config
+        self.states = KeyedTable(states, MerchantState.from_dict, MerchantState.to_dict)
         f = settings.fraud
         self.thresholds = Thresholds(f.review_threshold or thresholds.review, f.block_threshold or thresholds.block)
         self.scored_stream = settings.topics.transactions  # metrics count scored transactions under their topic
@@ -74,9 +76,17 @@ class FraudPipeline(Pipeline[MerchantEvent, MerchantStep]):  # type: ignore[type
         self.prefix = settings.search.index_prefix
 
     def decode(self, record: Record) -> MerchantEvent | DeadLetter:
+        """An outcome, or a transaction with its card features. The card stage's messages are parsed by pydantic
+        directly (they are ours, already checked at the boundary); one that fails goes through the decoder, which
+        says why in its dead letter."""
+        model = self.models.get(record.topic, CardFeatures)
+        if model is CardFeatures and record.value:
+            try:
+                return CardFeatures.model_validate_json(record.value, context={"pii_key": self.decoder.pii_key})
+            except ValidationError:
+                pass
         return self.decoder.decode(record.value, topic=record.topic, partition=record.partition,  # type: ignore
-                                   offset=record.offset, key=record.key,
-                                   model=self.models.get(record.topic, CardFeatures))
+                                   offset=record.offset, key=record.key, model=model)
 
     def prepare(self, events: list[tuple[Record, MerchantEvent]]) -> list[MerchantStep]:
         """Fold outcomes and transactions into their merchant's state in order; a transaction's merchant features
@@ -85,7 +95,7 @@ class FraudPipeline(Pipeline[MerchantEvent, MerchantStep]):  # type: ignore[type
         merchants: dict[str, Keyed[MerchantState]] = {}
         for record, event in events:
             merchant = merchant_of(event)
-            keyed = merchants.get(merchant) or load(self.states, merchant, MerchantState.from_dict)
+            keyed = merchants.get(merchant) or self.states.load(merchant)
             if keyed.absorbed(record):
                 continue
             request = None
@@ -127,7 +137,7 @@ class FraudPipeline(Pipeline[MerchantEvent, MerchantStep]):  # type: ignore[type
         """Each merchant's latest state with the positions it covers."""
         latest = {merchant_of(step.event): step.keyed for step, _ in scored}
         for merchant, keyed in latest.items():
-            store(self.states, merchant, keyed, MerchantState.to_dict)
+            self.states.store(merchant, keyed)
 
     @staticmethod
     def events_in(scored: list[tuple[MerchantStep, FraudScore | None]]) -> int:

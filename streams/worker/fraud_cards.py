@@ -22,7 +22,7 @@ from streams.core.events import CardFeatures, ChargebackLabel, DeadLetter, Trans
 from streams.core.record import Record
 from streams.core.settings import Settings
 from streams.worker.checkpoint import Checkpoint, Message, Outputs, processing_letter
-from streams.worker.keyed_state import Keyed, load, store
+from streams.worker.keyed_state import Keyed, KeyedTable
 from streams.worker.pipeline import Pipeline
 
 CardEvent = Transaction | ChargebackLabel
@@ -48,7 +48,7 @@ class CardStage(Pipeline[CardEvent, CardStep]):  # type: ignore[type-var]
     def __init__(self, settings: Settings, decoder: Decoder, checkpoint: Checkpoint,
                  states: MutableMapping[bytes, dict], config: FeatureConfig) -> None:
         super().__init__(settings, decoder, checkpoint, settings.topics.transactions)
-        self.states, self.config = states, config
+        self.states, self.config = KeyedTable(states, CardState.from_dict, CardState.to_dict), config
         self.models = {settings.topics.transactions: Transaction, settings.topics.labels_by_card: ChargebackLabel}
 
     def decode(self, record: Record) -> CardEvent | DeadLetter:
@@ -71,7 +71,7 @@ class CardStage(Pipeline[CardEvent, CardStep]):  # type: ignore[type-var]
             token = event.card_token
             if token is None:
                 continue  # a forwarded label always names its card; nothing to do without one
-            keyed = cards.get(token) or load(self.states, token, CardState.from_dict)
+            keyed = cards.get(token) or self.states.load(token)
             if keyed.absorbed(record):
                 continue
             if isinstance(event, ChargebackLabel):
@@ -103,7 +103,7 @@ class CardStage(Pipeline[CardEvent, CardStep]):  # type: ignore[type-var]
         latest = {step.event.card_token: step.keyed for step, _ in scored}
         for token, keyed in latest.items():
             if token is not None:
-                store(self.states, token, keyed, CardState.to_dict)
+                self.states.store(token, keyed)
 
     @staticmethod
     def events_in(scored: list[tuple[CardStep, None]]) -> int:

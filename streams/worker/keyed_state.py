@@ -34,17 +34,39 @@ class Keyed(Generic[S]):
         return Keyed(state, {**self.positions, record.topic: (record.partition, record.offset)})
 
 
-def load(table: MutableMapping[bytes, dict[str, Any]], key: str, parse: Callable[[Any], S]) -> Keyed[S]:
-    """The key's stored state, or an empty one (tables are keyed by the source key's bytes)."""
-    value = table.get(key.encode())
-    if not value:
-        return Keyed()
-    positions = {topic: (int(p), int(o)) for topic, (p, o) in value.get("positions", {}).items()}
-    return Keyed(parse(value["state"]) if value.get("state") is not None else None, positions)
+class KeyedTable(Generic[S]):
+    """A Faust table of `Keyed` states, keyed by the source key's bytes; a state is parsed from its JSON value once
+    and kept beside it, so the next batch of the same key does not parse it again (the table holds the value object
+    this wrote until a recovery replaces it, and a replaced value is parsed afresh)."""
 
+    def __init__(self, table: MutableMapping[bytes, dict[str, Any]], parse: Callable[[Any], S],
+                 dump: Callable[[S], Any], cache_size: int = 200_000) -> None:
+        self.table, self.parse, self.dump, self.cache_size = table, parse, dump, cache_size
+        self._parsed: dict[bytes, tuple[dict[str, Any], Keyed[S]]] = {}
 
-def store(table: MutableMapping[bytes, dict[str, Any]], key: str, keyed: Keyed[S], dump: Callable[[S], Any]
-          ) -> None:
-    """Write the key's state with its positions."""
-    table[key.encode()] = {"state": dump(keyed.state) if keyed.state is not None else None,
-                  "positions": {topic: list(position) for topic, position in keyed.positions.items()}}
+    def load(self, key: str) -> Keyed[S]:
+        """The key's stored state, or an empty one."""
+        raw = key.encode()
+        value = self.table.get(raw)
+        if not value:
+            return Keyed()
+        cached = self._parsed.get(raw)
+        if cached is not None and cached[0] is value:
+            return cached[1]
+        positions = {topic: (int(p), int(o)) for topic, (p, o) in value.get("positions", {}).items()}
+        keyed = Keyed(self.parse(value["state"]) if value.get("state") is not None else None, positions)
+        self._remember(raw, value, keyed)
+        return keyed
+
+    def store(self, key: str, keyed: Keyed[S]) -> None:
+        """Write the key's state with its positions."""
+        raw = key.encode()
+        value = {"state": self.dump(keyed.state) if keyed.state is not None else None,
+                 "positions": {topic: list(position) for topic, position in keyed.positions.items()}}
+        self.table[raw] = value
+        self._remember(raw, value, keyed)
+
+    def _remember(self, raw: bytes, value: dict[str, Any], keyed: Keyed[S]) -> None:
+        if len(self._parsed) >= self.cache_size and raw not in self._parsed:
+            self._parsed.pop(next(iter(self._parsed)))  # the oldest entry
+        self._parsed[raw] = (value, keyed)
