@@ -53,6 +53,11 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         broker_commit_interval=1.0,
         broker_session_timeout=settings.kafka.session_timeout_s,
         producer_acks=-1,
+        # a worker sends several messages per event (changelogs, the next stage's topic, alerts): a 2 ms linger and
+        # 256 KiB batches put them in a few produce requests instead of one each (profiled: one request per message
+        # spent a third of the event loop in socket writes)
+        producer_linger=0.002,
+        producer_max_batch_size=262_144,
         web_enabled=True,
         web_bind=settings.metrics_host,
         web_host=settings.metrics_host,
