@@ -7,7 +7,7 @@ This is the pipeline's central promise and this module is the one place that kee
   documents) flushed to the search engine, whose sink retries while the engine is down, so consumption waits;
   alerts and messages published and acknowledged by the broker (acks=all) while that flush runs; documents the
   engine refused for good turned into dead letters; dead letters acknowledged by the broker.
-- `Checkpoint.consume` is the Faust side. It reads an agent's stream in micro-batches (`take_events`), runs each
+- `Checkpoint.consume` is the Faust side. It reads an agent's stream in micro-batches (`take_adaptive`), runs each
   through its pipeline, and Faust acks a batch's events only when the loop body returns, that is after
   `make_durable`. Faust then commits a partition only up to its oldest unacked message (fix 3 in faust_fixes.py
   closes the hole it left), so several micro-batches may be in flight. A batch whose pipeline fails with an
@@ -136,8 +136,10 @@ class Checkpoint:
 
 async def consume(stream: Any, take_max: int, within_s: float, run: Callable[[list[Record]], Awaitable[None]]
                   ) -> None:
-    """An agent's loop: micro-batches of a Faust stream through `run`; Faust acks a batch when the body returns."""
-    async for events in stream.take_events(take_max, within=within_s):
+    """An agent's loop: micro-batches of a Faust stream through `run`; Faust acks a batch when the body returns. A
+    batch closes when full, when `within_s` passed, or when no event came for a couple of milliseconds (faust_fixes.py,
+    fix 5): a backlog fills it, a lone event does not wait for others."""
+    async for events in stream.take_adaptive(take_max, within=within_s):
         records = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
                    for e in events]
         # take_events acks the batch when this body is left, even by cancellation (a graceful stop): finish the

@@ -97,12 +97,13 @@ class Event:
 
 
 class Stream:
-    """Faust's take_events as far as acks go: a batch is acked when the loop body returns to the generator."""
+    """Faust's take_events (and our take_adaptive) as far as acks go: a batch is acked when the loop body returns to
+    the generator."""
 
     def __init__(self, batches: list[list[int]]) -> None:
         self.batches, self.acked = batches, []
 
-    async def take_events(self, take_max: int, within: float):
+    async def take_adaptive(self, take_max: int, within: float):
         for batch in self.batches:
             try:
                 yield [Event(offset) for offset in batch]
