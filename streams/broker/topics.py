@@ -30,6 +30,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     t = settings.topics
     return [
         TopicSpec(t.news, t.news_partitions),
+        TopicSpec(t.news_by_ticker, t.news_partitions),
         TopicSpec(t.transactions, t.transactions_partitions),
         TopicSpec(t.labels, t.transactions_partitions),  # co-partitioned with transactions.by-merchant
         TopicSpec(t.transactions_by_merchant, t.transactions_partitions),
