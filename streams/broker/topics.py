@@ -136,6 +136,23 @@ def read_records(settings: Settings, topic: str, last: int | None = None, timeou
         consumer.close()
 
 
+def group_lag(settings: Settings, group: str, topics: list[str], timeout_s: float = 10.0) -> int:
+    """Messages of `topics` that consumer group `group` has not committed yet, over every partition (read without
+    joining the group: nothing is rebalanced)."""
+    consumer = Consumer(settings.kafka.confluent_config() | {"group.id": group, "enable.auto.commit": False})
+    try:
+        metadata = consumer.list_topics(timeout=timeout_s).topics
+        tps = [TopicPartition(topic, p) for topic in topics if topic in metadata for p in metadata[topic].partitions]
+        committed = consumer.committed(tps, timeout=timeout_s) if tps else []
+        lag = 0
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout_s)
+            lag += high - (tp.offset if tp.offset >= 0 else low)
+        return lag
+    finally:
+        consumer.close()
+
+
 def delete_run(s: Settings, run: str) -> None:
     """Delete every topic and consumer group of this run (isolated, scratch and the worker's internal ones)."""
     admin = admin_client(s)
