@@ -17,6 +17,7 @@ __all__ = [
     "BATCH_INFERENCE_SECONDS",
     "BATCH_QUEUE_WAIT_SECONDS",
     "BATCH_SIZE",
+    "CONSUMER_GENERATION",
     "CONSUMER_LAG_OFFSETS",
     "CONSUMER_LAG_SECONDS",
     "DOCS_INDEXED",
@@ -27,6 +28,7 @@ __all__ = [
     "ITEM_STATS_ITEMS",
     "ITEM_STATS_READ",
     "MODEL_SCORES",
+    "REBALANCES",
     "REGISTRY",
     "SECONDS_SINCE_COMMIT",
     "SINK_BACKPRESSURE",
@@ -127,6 +129,11 @@ SECONDS_SINCE_COMMIT = Gauge(
     "Seconds since this worker last committed offsets (0 before its first assignment); grows when stalled.",
 )
 AGENT_UP = Gauge("lepton_agent_up", "1 while an agent runs, 0 once it crashed or stopped.", ["agent"])
+REBALANCES = Counter("lepton_rebalances_total", "Consumer-group rebalances this worker went through (partitions "
+                     "handed out again when a worker joins, leaves or dies).")
+CONSUMER_GENERATION = Gauge(
+    "lepton_consumer_generation",
+    "The consumer group's generation at this worker's last assignment: one more with each rebalance of the group.")
 
 
 def serve_metrics(host: str, port: int) -> None:

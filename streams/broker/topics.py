@@ -30,6 +30,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     t = settings.topics
     return [
         TopicSpec(t.news, t.news_partitions),
+        TopicSpec(t.news_by_ticker, t.news_partitions),
         TopicSpec(t.transactions, t.transactions_partitions),
         TopicSpec(t.labels, t.transactions_partitions),  # co-partitioned with transactions.by-merchant
         TopicSpec(t.transactions_by_merchant, t.transactions_partitions),
@@ -131,6 +132,23 @@ def read_records(settings: Settings, topic: str, last: int | None = None, timeou
             if message.offset() + 1 >= ends.get(message.partition(), 0):
                 ends.pop(message.partition(), None)
         return records
+    finally:
+        consumer.close()
+
+
+def group_lag(settings: Settings, group: str, topics: list[str], timeout_s: float = 10.0) -> int:
+    """Messages of `topics` that consumer group `group` has not committed yet, over every partition (read without
+    joining the group: nothing is rebalanced)."""
+    consumer = Consumer(settings.kafka.confluent_config() | {"group.id": group, "enable.auto.commit": False})
+    try:
+        metadata = consumer.list_topics(timeout=timeout_s).topics
+        tps = [TopicPartition(topic, p) for topic in topics if topic in metadata for p in metadata[topic].partitions]
+        committed = consumer.committed(tps, timeout=timeout_s) if tps else []
+        lag = 0
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout_s)
+            lag += high - (tp.offset if tp.offset >= 0 else low)
+        return lag
     finally:
         consumer.close()
 

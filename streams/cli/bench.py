@@ -8,6 +8,9 @@ from streams.cli.shared import group, print_result
 
 JSON = typer.Option(False, "--json", help="Print one JSON object instead of a table.")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
+WORKERS = typer.Option(
+    None, "--workers", help="Instead: the pipeline with each number of worker processes, e.g. 1,2,3, on the same "
+    "events in one run (events/s each and the ratio to the first).")
 
 
 def sentiment(
@@ -19,24 +22,35 @@ def sentiment(
         40000, min=0, help="At most this many headlines through the pipeline before measuring, in chunks of 8,000 "
         "until the search engine's and broker's CPU per headline settles, to warm their JVMs (0: none)."),
     device: str = DEVICE,
+    workers: str | None = WORKERS,
     json_output: bool = JSON,
 ) -> None:
-    """Raw model vs batched pipeline vs unbatched pipeline, on the same headlines, in one run."""
+    """Raw model vs batched pipeline vs unbatched pipeline, on the same headlines, in one run (or, with --workers,
+    the pipeline with 1, 2, 3... worker processes)."""
     from streams.tools import bench_sentiment
+    from streams.tools.bench_workers import parse_counts
 
-    print_result("lepton bench sentiment", bench_sentiment.run(count, rounds, warmup, device), json_output)
+    result = (bench_sentiment.run_workers(parse_counts(workers), count, rounds, warmup, device) if workers else
+              bench_sentiment.run(count, rounds, warmup, device))
+    print_result("lepton bench sentiment", result, json_output)
 
 
 def fraud(
     count: int = typer.Option(10_000, min=500, help="Transactions on the shared topic (ceiling and pipeline)."),
     seconds: float = typer.Option(20.0, min=5, help="How long to produce at half rate for alert latency."),
+    rounds: int = typer.Option(3, min=1, max=9, help="With --workers: rounds of every count (the median is shown)."),
     device: str = DEVICE,
+    workers: str | None = WORKERS,
     json_output: bool = JSON,
 ) -> None:
-    """Fraud pipeline vs a plain consume->produce ceiling on the same topic, and alert latency at half rate."""
+    """Fraud pipeline vs a plain consume->produce ceiling on the same topic, and alert latency at half rate (or,
+    with --workers, the pipeline with 1, 2, 3... worker processes)."""
     from streams.tools import bench_fraud
+    from streams.tools.bench_workers import parse_counts
 
-    print_result("lepton bench fraud", bench_fraud.run(count, seconds, device), json_output)
+    result = (bench_fraud.run_workers(parse_counts(workers), count, rounds, device) if workers else
+              bench_fraud.run(count, seconds, device))
+    print_result("lepton bench fraud", result, json_output)
 
 
 def recs(

@@ -12,11 +12,13 @@ def demo(
     rate: float = typer.Option(100.0, min=1, help="Events per second per stream (wall clock)."),
     seed: int = typer.Option(42, help="Generator seed."),
     surge_ticker: str = typer.Option("QFL", help="Ticker that gets the negative-news surge."),
+    workers: int = typer.Option(1, min=1, max=16, help="Worker processes, in one consumer group (they share the "
+                                "partitions: at most LEPTON_TOPICS__*_PARTITIONS of them get work per topic)."),
 ) -> None:
     """Run every pipeline on the local stack with generated traffic; live progress, then a summary."""
     from streams.tools import demo as demo_tool
 
-    demo_tool.run(news, transactions, clicks, rate, seed, surge_ticker)
+    demo_tool.run(news, transactions, clicks, rate, seed, surge_ticker, workers)
 
 
 def register(app: typer.Typer) -> None:

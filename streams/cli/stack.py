@@ -1,4 +1,4 @@
-"""`lepton up | down | status`: the local stack from the command line."""
+"""`lepton up | down | status`: the local stack, and background workers, from the command line."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rich.table import Table
 
 from infra.local import stack
 from streams.core.settings import Settings, get_settings
+from streams.tools import workers as background
 from streams.tools.pipeline_status import pipeline_view
 
 console = Console()
@@ -23,17 +24,33 @@ def _parse_only(only: str | None) -> list[str] | None:
 ONLY = typer.Option(None, "--only", help="Comma-separated subset of: kafka,search,prometheus.")
 
 
-def up(only: str | None = ONLY) -> None:
-    """Start the local stack (Kafka, OpenSearch, Prometheus) and wait until each is healthy."""
-    started = time.monotonic()
-    stack.up(get_settings(), _parse_only(only), report=console.print)
+def up(only: str | None = ONLY,
+       workers: int | None = typer.Option(
+           None, "--workers", min=0, max=64, help="Also run this many `lepton worker` processes in the background, "
+           "in one consumer group (web ports from LEPTON_METRICS_PORT up; 0 stops them; `lepton down` too).")
+       ) -> None:
+    """Start the local stack (Kafka, OpenSearch, Prometheus) and wait until each is healthy; with --workers N, run
+    exactly N workers in the background too (started, or the extra ones stopped)."""
+    settings, started = get_settings(), time.monotonic()
+    stack.up(settings, _parse_only(only), report=console.print)
     console.print(f"[green]stack healthy[/] in {time.monotonic() - started:.1f} s "
-                  f"(state and logs under {get_settings().local.state_dir})")
+                  f"(state and logs under {settings.local.state_dir})")
+    if workers is not None:
+        if workers:
+            from streams.broker.topics import create_topics
+
+            create_topics(settings)  # the workers' topics exist before they subscribe
+        background.up(settings, workers, report=console.print)
+        console.print(f"[green]{workers} background worker(s) ready[/] in consumer group {settings.worker_id}"
+                      if workers else "no background workers")
 
 
 def down(only: str | None = ONLY) -> None:
-    """Stop the services `lepton up` started."""
-    stack.down(get_settings(), _parse_only(only), report=console.print)
+    """Stop the background workers and the services `lepton up` started."""
+    settings = get_settings()
+    if not only:
+        background.down(settings, report=console.print)
+    stack.down(settings, _parse_only(only), report=console.print)
 
 
 def status(only: str | None = ONLY,
@@ -67,7 +84,14 @@ def _status_view(settings: Settings, only: str | None) -> tuple[RenderableType, 
             f"[green]{row.health}[/]" if row.health == "healthy" else f"[red]{row.health}[/]",
             row.version, f"{row.rss_mb:.0f} MiB" if row.rss_mb else "-", str(row.log),
         )
-    healthy = all(row.health == "healthy" for row in rows)
+    for worker in [] if only else background.status(settings):
+        table.add_row(
+            worker.name, str(worker.port), str(worker.pid or "-"),
+            f"[green]{worker.health}[/]" if worker.health == "healthy" else f"[red]{worker.health}[/]",
+            "-", f"{worker.rss_mb:.0f} MiB" if worker.rss_mb else "-", str(worker.log),
+        )
+    healthy = all(row.health == "healthy" for row in rows) and all(
+        worker.health == "healthy" for worker in ([] if only else background.status(settings)))
     if only:
         return table, healthy
     topics = settings.topics

@@ -171,6 +171,8 @@ class TopicSettings(Section):
                                           "their card features, from the card stage to the scoring stage")
     labels_by_card: str = Field("labels.by-card", description="internal: confirmed frauds naming a card, back to "
                                 "the card stage")
+    news_by_ticker: str = Field("news.by-ticker", description="internal: scored headlines per ticker, from the "
+                                "sentiment stage to the surge stage; it has as many partitions as news")
     news_partitions: int = Field(3, ge=1)
     transactions_partitions: int = Field(3, ge=1)
     clicks_partitions: int = Field(3, ge=1)

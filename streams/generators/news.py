@@ -6,6 +6,7 @@ All company names, tickers and sentences are invented for this project. Truth: t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from streams.generators.timeline import Simulation
@@ -127,7 +128,9 @@ TONE_WEIGHTS = (0.3, 0.3, 0.4)
 
 
 class NewsGenerator(Simulation):
-    """Background news at `rate_per_s`, plus an optional surge of negative items about one ticker."""
+    """Background news at `rate_per_s`, plus optional surges of negative items: one about `surge_ticker` at
+    `surge_at_s`, and one per (ticker, start in seconds) of `surges`, each `surge_count` items over
+    `surge_duration_s`."""
 
     time_field = "published_at"
 
@@ -141,15 +144,17 @@ class NewsGenerator(Simulation):
         surge_at_s: float = 30.0,
         surge_duration_s: float = 60.0,
         surge_count: int = 20,
+        surges: Sequence[tuple[str, float]] = (),
     ) -> None:
         super().__init__(seed=seed, start=start, rate_per_s=rate_per_s)
         by_ticker = {ticker: (name, ticker, sector) for name, ticker, sector in COMPANIES}
-        if surge_ticker is not None:
-            if surge_ticker.upper() not in by_ticker:
-                raise ValueError(f"unknown ticker {surge_ticker!r}; known: {', '.join(sorted(by_ticker))}")
-            company = by_ticker[surge_ticker.upper()]
+        planted = [(surge_ticker, surge_at_s)] if surge_ticker is not None else []
+        for ticker, at_s in [*planted, *surges]:
+            if ticker.upper() not in by_ticker:
+                raise ValueError(f"unknown ticker {ticker!r}; known: {', '.join(sorted(by_ticker))}")
+            company = by_ticker[ticker.upper()]
             for index in range(surge_count):
-                offset = surge_at_s + surge_duration_s * index / max(surge_count, 1)
+                offset = at_s + surge_duration_s * index / max(surge_count, 1)
                 self._schedule(offset, "negative", company, scenario="surge")
 
     def _fill(self, template: str, company: tuple[str, str, str]) -> str:

@@ -230,3 +230,12 @@ def run(count: int = 10_000, seconds: float = 20.0, device: str = "auto") -> dic
         "count": count, "latency_rate_per_s": round(rate, 1), "latency_alerts": len(latencies), "device": device,
     }
     return result
+
+
+def run_workers(counts: list[int], count: int = 10_000, rounds: int = 3, device: str = "auto") -> dict[str, Any]:
+    """The fraud pipeline with each number of worker processes in `counts`, on the same transactions, in one run
+    (bench_workers.py)."""
+    from streams.tools.bench_workers import scaling
+
+    history = transactions(count, utc_now() - timedelta(hours=6), fraud_rate=0.02)
+    return scaling(get_settings(), "fraud", counts, history, rounds, device)

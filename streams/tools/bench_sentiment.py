@@ -229,3 +229,16 @@ def run(count: int = 2000, rounds: int = 3, warmup: int = 40_000, device: str = 
         "count": count, "rounds": rounds, "batch_size": batch, "model_threads": threads, "device": used,
     }
     return result
+
+
+def run_workers(counts: list[int], count: int = 2000, rounds: int = 3, warmup: int = 40_000,
+                device: str = "auto") -> dict[str, Any]:
+    """The batched pipeline with each number of worker processes in `counts`, on the same headlines, in one run
+    (bench_workers.py), after the same warm-up of the stack."""
+    from streams.tools.bench_workers import scaling
+
+    settings = get_settings()
+    warmup_costs = warm_up(settings, warmup, device)
+    return scaling(settings, "sentiment", counts, headlines(count), rounds, device) | {
+        "warmup_stack_ms_per_event": warmup_costs, "batch_size": settings.batching.max_batch_size,
+        "model_threads": settings.batching.model_threads}

@@ -102,7 +102,7 @@ def workload(events: int, seed: int, poison: bool) -> list[Message]:
     news = NewsGenerator(seed=seed, start=start, rate_per_s=1.0, surge_ticker="KSTR",
                          surge_at_s=span * 0.5, surge_duration_s=60, surge_count=max(40, events // 25))
     cards = TransactionGenerator(seed=seed, start=start, rate_per_s=1.0, fraud_rate=0.03, n_cards=300)
-    valid = _interleave(
+    valid = interleave(
         (Message("news", g.record) for g in islice(news, events // 2)),
         (Message("transactions", g.record) for g in islice(cards, events - events // 2)),
     )
@@ -120,7 +120,7 @@ def workload(events: int, seed: int, poison: bool) -> list[Message]:
     return mixed + bad
 
 
-def _interleave(*streams: Iterator[Message]) -> list[Message]:
+def interleave(*streams: Iterator[Message]) -> list[Message]:
     out: list[Message] = []
     live = list(streams)
     while live:
@@ -242,22 +242,7 @@ class ChaosRun:
         return f"{prefix}-news-*,{prefix}-transactions-*"
 
     def _document_ids(self, client: SearchClient) -> tuple[Counter[str], int]:
-        """How many documents carry each event id, and how many were written more than once."""
-        found: Counter[str] = Counter()
-        rewritten = 0
-        after: list[Any] | None = None
-        while True:
-            body: dict[str, Any] = {"size": 5000, "_source": ["event_id"], "version": True,
-                                    "sort": [{"event_id": "asc"}, {"_index": "asc"}], "query": {"match_all": {}}}
-            if after:
-                body["search_after"] = after
-            hits = client.search(self._indices(), body)["hits"]["hits"]
-            if not hits:
-                return found, rewritten
-            for hit in hits:
-                found[hit["_source"]["event_id"]] += 1
-                rewritten += hit.get("_version", 1) > 1
-            after = hits[-1]["sort"]
+        return document_ids(client, self._indices())
 
     def cleanup(self) -> None:
         """Stop the worker; delete the run's indices and topics."""
@@ -268,6 +253,25 @@ class ChaosRun:
         finally:
             client.close()
         delete_run(self.s, self.run)
+
+
+def document_ids(client: SearchClient, indices: str) -> tuple[Counter[str], int]:
+    """How many documents carry each event id, and how many were written more than once."""
+    found: Counter[str] = Counter()
+    rewritten = 0
+    after: list[Any] | None = None
+    while True:
+        body: dict[str, Any] = {"size": 5000, "_source": ["event_id"], "version": True,
+                                "sort": [{"event_id": "asc"}, {"_index": "asc"}], "query": {"match_all": {}}}
+        if after:
+            body["search_after"] = after
+        hits = client.search(indices, body)["hits"]["hits"]
+        if not hits:
+            return found, rewritten
+        for hit in hits:
+            found[hit["_source"]["event_id"]] += 1
+            rewritten += hit.get("_version", 1) > 1
+        after = hits[-1]["sort"]
 
 
 def _alert_id(value: bytes | None) -> str:

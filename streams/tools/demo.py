@@ -1,6 +1,7 @@
 """`lepton demo`: every pipeline on the local stack, with live progress and a closing summary.
 
-It brings the stack up, creates the topics, starts a worker, and produces generated traffic at a steady
+It brings the stack up, creates the topics, starts the workers (one unless told: `--workers N` runs N in one
+consumer group, sharing the partitions), and produces generated traffic at a steady
 rate: headlines with one negative surge, card transactions with fraud scenarios, a catalog and shopping
 sessions (a few malformed messages included). A live table shows, per stream, what went in, what was
 scored and indexed, dead letters and alerts. Then a scripted shopper views an item, one of its substitutes, then
@@ -22,12 +23,14 @@ from infra.local import stack
 from sinks.search import SearchClient, connect
 from streams.broker.producer import EventProducer
 from streams.broker.topics import create_topics
+from streams.core.errors import ServiceError
 from streams.core.events import utc_now
 from streams.core.settings import Settings, get_settings
 from streams.generators.shop import build_catalog
 from streams.tools.deadletters import read_topic
 from streams.tools.demo_feeds import SHOP_ITEMS, Feed, catalog_feed, clicks_feed, news_feed, transactions_feed
-from streams.tools.worker_process import WorkerProcess
+from streams.tools.worker_process import WorkerGroup
+from streams.tools.workers import numbers, write_targets
 
 console = Console()
 SHOPPER = "user-demo-shopper"
@@ -35,30 +38,37 @@ STREAMS = {"news": "news", "transactions": "transactions", "clicks": "recommenda
 
 
 def run(news: int = 2000, transactions: int = 3000, clicks: int = 2000, rate: float = 100.0, seed: int = 42,
-        surge_ticker: str = "QFL") -> None:
+        surge_ticker: str = "QFL", workers: int = 1) -> None:
     """Run every pipeline on the local stack with generated traffic; live progress, then a summary."""
     settings = get_settings()
+    if numbers(settings):
+        raise ServiceError("background workers of `lepton up --workers` are running on the demo's ports and in its "
+                           "consumer group: stop them first (`lepton up --workers 0`)")
     stack.up(settings, report=console.print)
     create_topics(settings)
     started_at = utc_now()
-    worker = WorkerProcess({}, settings.local.state_dir / "run" / "demo-worker.log", settings.metrics_port)
-    worker.start()
+    ports = [settings.metrics_port + n for n in range(workers)]  # Prometheus scrapes the first; the others:
+    write_targets(settings, workers)
+    group = WorkerGroup({}, settings.local.state_dir / "run", "demo", ports)
+    for _ in range(workers):
+        group.add()
     client = connect(settings.search)
     try:
         catalog = catalog_feed(settings, seed)
         catalog.start()
-        with console.status("starting the worker (loading the models, rebuilding the item index)..."):
-            worker.wait_ready()
+        with console.status(f"starting {workers} worker(s) (loading the models, rebuilding the item index)..."):
+            group.wait_settled()
             catalog.join()
         console.print(f"live console: [bold]{_console_url(settings)}[/] (open it in a browser while the demo runs)")
         feeds = {"news": news_feed(settings, news, rate, seed, surge_ticker),
                  "transactions": transactions_feed(settings, transactions, rate, seed),
                  "clicks": clicks_feed(settings, clicks, rate, seed)}
-        figures = _run(settings, client, worker, feeds, started_at)
-        journey = _shopper(settings, client, seed, worker)
+        figures = _run(settings, client, group, feeds, started_at)
+        journey = _shopper(settings, client, seed, group)
     finally:
-        worker.stop()
-    _summary(settings, figures, journey, started_at, worker)
+        group.stop()
+        write_targets(settings, 0)
+    _summary(settings, figures, journey, started_at, group)
     client.close()
 
 
@@ -67,7 +77,7 @@ def _fresh(client: SearchClient, index: str, since: datetime) -> int:
     return client.count(index, {"range": {"processed_at": {"gte": since.isoformat()}}})
 
 
-def _run(settings: Settings, client: SearchClient, worker: WorkerProcess, feeds: dict[str, Feed],
+def _run(settings: Settings, client: SearchClient, group: WorkerGroup, feeds: dict[str, Feed],
          started_at: datetime) -> dict[str, dict[str, float]]:
     prefix = settings.search.index_prefix
     for feed in feeds.values():
@@ -84,19 +94,19 @@ def _run(settings: Settings, client: SearchClient, worker: WorkerProcess, feeds:
                 index = f"{prefix}-{kind}" if kind == "recommendations" else f"{prefix}-{kind}-*"
                 figures[name] = {
                     "produced": feed.sent,
-                    "consumed": worker.metric("lepton_events_consumed_total", {"stream": stream}),
-                    "scored": worker.metric("lepton_events_scored_total", {"stream": stream}),
+                    "consumed": group.metric("lepton_events_consumed_total", {"stream": stream}),
+                    "scored": group.metric("lepton_events_scored_total", {"stream": stream}),
                     "indexed": _fresh(client, index, started_at),
-                    "dead letters": worker.metric("lepton_events_deadlettered_total", {"stream": stream}),
+                    "dead letters": group.metric("lepton_events_deadlettered_total", {"stream": stream}),
                 }
-            figures["news"]["alerts"] = worker.metric("lepton_alerts_total", {"type": "sentiment"})
-            figures["transactions"]["alerts"] = worker.metric("lepton_alerts_total", {"type": "fraud"})
+            figures["news"]["alerts"] = group.metric("lepton_alerts_total", {"type": "sentiment"})
+            figures["transactions"]["alerts"] = group.metric("lepton_alerts_total", {"type": "fraud"})
             elapsed = time.monotonic() - began
             live.update(_table(figures, elapsed))
             counts = tuple((f["consumed"], f["scored"], f["dead letters"]) for f in figures.values())
             if counts != last_counts:
                 last_counts, last_change = counts, time.monotonic()
-            if _settled(feeds, figures, quiet_s=time.monotonic() - last_change) or not worker.running \
+            if _settled(feeds, figures, quiet_s=time.monotonic() - last_change) or not group.running \
                     or elapsed > limit:
                 break
             time.sleep(0.5)
@@ -126,7 +136,7 @@ def _table(figures: dict[str, dict[str, float]], elapsed: float) -> Table:
 
 
 def _shopper(settings: Settings, client: SearchClient, seed: int,
-             worker: WorkerProcess) -> list[tuple[str, list[str]]]:
+             group: WorkerGroup) -> list[tuple[str, list[str]]]:
     """A scripted session: an item, one of its substitutes, then an item of another category; after each view, the
     item viewed and the top-5 recommended (title and category), to show the recommendations following the session."""
     items = build_catalog(seed, SHOP_ITEMS)
@@ -143,7 +153,7 @@ def _shopper(settings: Settings, client: SearchClient, seed: int,
                                             "session_id": "sess-demo", "item_id": item.item_id, "action": "view"})
             producer.flush()
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and worker.running:
+        while time.monotonic() < deadline and group.running:
             client.refresh(index)
             hits = client.search(index, {"query": {"ids": {"values": [SHOPPER]}}})["hits"]["hits"]
             if hits and hits[0]["_source"]["event_id"] == f"clk-demo-{step}":
@@ -155,10 +165,13 @@ def _shopper(settings: Settings, client: SearchClient, seed: int,
 
 
 def _summary(settings: Settings, figures: dict[str, dict[str, float]], journey: list[tuple[str, list[str]]],
-             started_at: datetime, worker: WorkerProcess) -> None:
+             started_at: datetime, group: WorkerGroup) -> None:
     since = started_at.isoformat().replace("+00:00", "Z")
     console.line()  # off a terminal, the live table's last line ends without one
     console.rule("summary")
+    console.print(f"{len(group.workers)} worker process(es) ran in consumer group {settings.worker_id}, sharing "
+                  f"{settings.topics.news_partitions} news, {settings.topics.transactions_partitions} transaction and "
+                  f"{settings.topics.clicks_partitions} click partitions")
     for name, row in figures.items():
         outcome = (f"recommendations refreshed for {row['indexed']:,.0f} users" if name == "clicks" else
                    f"indexed {row['indexed']:,.0f} ({row['indexed'] / max(row['elapsed_s'], 1e-9):.0f}/s end to end)")
@@ -187,7 +200,7 @@ def _summary(settings: Settings, figures: dict[str, dict[str, float]], journey: 
         f"  dead letters: lepton deadletter tail\n"
         f"  Prometheus:   http://127.0.0.1:{prom}/graph?g0.expr=rate(lepton_events_scored_total[1m])\n"
         f"  live console: {_console_url(settings)} (while a worker runs: `lepton worker`)\n"
-        f"  worker log:   {worker.log_path}",
+        f"  worker logs:  {', '.join(str(worker.log_path) for worker in group.workers)}",
         soft_wrap=True,  # commands and URLs stay whole on one line, to copy (the terminal wraps them for display)
     )
 

@@ -1,7 +1,9 @@
-"""Run `lepton worker` as a child process with its own settings (the demo, the bench and e2e tests use it)."""
+"""Run `lepton worker` as child processes with their own settings (the demo, the bench, chaos and tests use it):
+one `WorkerProcess`, or a `WorkerGroup` of several in one consumer group."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -50,16 +52,18 @@ class WorkerProcess:
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
         """The sum of the samples of one metric on the worker's /metrics matching `labels` (0 when absent)."""
+        return self.metrics((name, labels))[0]
+
+    def metrics(self, *queries: tuple[str, dict[str, str] | None]) -> list[float]:
+        """`metric` for each (name, labels), from one scrape (the figures belong to the same moment)."""
         from prometheus_client.parser import text_string_to_metric_families
 
         with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
             text = response.read().decode()
-        return sum(
-            float(sample.value)
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items())
-        )
+        samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+        return [sum(float(sample.value) for sample in samples
+                    if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()))
+                for name, labels in queries]
 
     @property
     def pid(self) -> int | None:
@@ -99,6 +103,65 @@ class WorkerProcess:
         if not self.log_path.exists():
             return "(no worker log)"
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class WorkerGroup:
+    """Worker processes sharing one consumer group (the same `env`), each with a metrics port of its own."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, name: str, ports: list[int] | None = None) -> None:
+        self.env, self.log_dir, self.name = env, log_dir, name
+        self.ports = list(ports or [])  # the metrics ports of the first workers (free ports after them)
+        self.workers: list[WorkerProcess] = []
+
+    def add(self) -> WorkerProcess:
+        """Start one more worker (not waiting for it)."""
+        n = len(self.workers)
+        port = self.ports[n] if n < len(self.ports) else free_port()
+        worker = WorkerProcess(self.env, self.log_dir / f"{self.name}-worker-{n + 1}.log", port)
+        worker.start()
+        self.workers.append(worker)
+        return worker
+
+    @property
+    def running(self) -> list[WorkerProcess]:
+        return [worker for worker in self.workers if worker.running]
+
+    def wait_settled(self, timeout_s: float = 300.0) -> int:
+        """Wait until every running worker is ready in the same group generation (every rebalance done); returns
+        that generation. Each worker joining rebalances the group, so one ready worker is not yet the group."""
+        deadline = time.monotonic() + timeout_s
+        for worker in self.running:
+            worker.wait_ready(max(1.0, deadline - time.monotonic()))
+        while True:
+            generations = set()
+            for worker in self.running:
+                try:
+                    with urllib.request.urlopen(worker.ready_url, timeout=2):
+                        generations.add(worker.metric("lepton_consumer_generation"))
+                except OSError:
+                    generations.add(-1.0)  # rebalancing: not ready right now
+            if len(generations) == 1 and -1.0 not in generations:
+                return int(generations.pop())
+            if time.monotonic() > deadline:
+                tails = "\n".join(worker.log_tail(10) for worker in self.running)
+                raise ServiceError(f"the workers did not settle in one group generation within {timeout_s:.0f} s "
+                                   f"(saw {sorted(generations)}):\n{tails}")
+            time.sleep(0.5)
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """The sum of one metric over the running workers (a stopped worker's counts are gone with it)."""
+        total = 0.0
+        for worker in self.running:
+            with contextlib.suppress(OSError):  # stopping or not listening yet: counts nothing now
+                total += worker.metric(name, labels)
+        return total
+
+    def stop(self) -> None:
+        """Stop every worker (graceful first), in parallel."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max(1, len(self.workers))) as pool:
+            list(pool.map(lambda worker: worker.stop(), self.workers))
 
 
 def isolated(settings: Settings, run: str, pipelines: str) -> tuple[Settings, dict[str, str]]:

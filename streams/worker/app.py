@@ -3,11 +3,11 @@
 One worker holds one `Runtime` (runtime.py): the models, one dynamic batcher per model, the search sink and the
 checkpoint. Agents read micro-batches, hand them to their pipeline through the checkpoint (checkpoint.py), and
 Faust acks a batch's offsets only after its documents, alerts and dead letters are durable. The sentiment agent
-works on several micro-batches at once (the model scores one while the search engine takes the last); the fraud
-and recommendation agents keep per-key state and take one at a time (recommendation workers also read the compacted
-catalog and item-stats topics in full, outside the consumer group). Beyond that, scale by partitions and worker
-processes. `LEPTON_PIPELINES` chooses which pipelines a worker runs. When the worker stops, Faust stops the agents
-(each finishes its batch), flushes and stops the producer, then the runtime closes the batchers and the sink.
+works on several micro-batches at once (the model scores one while the search engine takes the last); the surge,
+fraud and recommendation agents keep per-key state and take one at a time (recommendation workers also read the
+compacted catalog and item-stats topics in full, outside the consumer group). Beyond that, scale by partitions and
+worker processes. `LEPTON_PIPELINES` chooses which pipelines a worker runs. When the worker stops, Faust stops the
+agents (each finishes its batch), flushes and stops the producer, then the runtime closes the batchers and the sink.
 """
 
 from __future__ import annotations
@@ -93,7 +93,9 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         app.agent(source, concurrency=in_flight, name=pipeline)(agent_loop)
 
     if settings.runs("sentiment"):
+        runtime.surge_windows = table("surge-windows", topics.news_partitions)
         agent(topics.news, topics.news_partitions, "sentiment", in_flight=batching.sentiment_batches_in_flight)
+        agent(topics.news_by_ticker, topics.news_partitions, "surge")
     if settings.runs("fraud"):
         runtime.card_states = table("card-state", topics.transactions_partitions)
         runtime.merchant_states = table("merchant-state", topics.transactions_partitions)

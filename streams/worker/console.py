@@ -121,9 +121,9 @@ class Console:
     def streams(self) -> list[str]:
         """The input topics this worker consumes, in data-flow order."""
         topics, runs = self.settings.topics, self.settings.runs
-        return [name for name, pipeline in ((topics.news, "sentiment"), (topics.transactions, "fraud"),
-                                            (topics.catalog, "recs"), (topics.clicks, "recs"),
-                                            (topics.item_deltas, "recs")) if runs(pipeline)]
+        return [name for name, pipeline in ((topics.news, "sentiment"), (topics.news_by_ticker, "sentiment"),
+                                            (topics.transactions, "fraud"), (topics.catalog, "recs"),
+                                            (topics.clicks, "recs"), (topics.item_deltas, "recs")) if runs(pipeline)]
 
     def stream_rows(self, now: float) -> list[dict[str, Any]]:
         """Per stream: totals, rates over the last seconds, dead letters and lag."""

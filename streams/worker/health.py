@@ -143,7 +143,8 @@ class ConsumerHealth:
 
 
 class ProgressSensor(faust.Sensor):
-    """Tells `ConsumerHealth` the Kafka timestamp of each message once its stream acked it."""
+    """Tells `ConsumerHealth` the Kafka timestamp of each message once its stream acked it, and counts rebalances
+    with the group generation they ended in (what `lepton chaos` reports of several workers)."""
 
     def __init__(self, health: ConsumerHealth, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -151,6 +152,10 @@ class ProgressSensor(faust.Sensor):
 
     def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
         self.health.message_processed(tp.topic, tp.partition, getattr(message, "timestamp", None))
+
+    def on_rebalance_end(self, app: Any, state: dict) -> None:
+        metrics.REBALANCES.inc()
+        metrics.CONSUMER_GENERATION.set(app.consumer_generation_id)
 
 
 def source_topics(app: faust.App) -> set[str]:

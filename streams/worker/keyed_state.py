@@ -67,6 +67,8 @@ class KeyedTable(Generic[S]):
         self._remember(raw, value, keyed)
 
     def _remember(self, raw: bytes, value: dict[str, Any], keyed: Keyed[S]) -> None:
+        if self.cache_size <= 0:
+            return
         if len(self._parsed) >= self.cache_size and raw not in self._parsed:
             self._parsed.pop(next(iter(self._parsed)))  # the oldest entry
         self._parsed[raw] = (value, keyed)

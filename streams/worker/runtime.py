@@ -53,6 +53,7 @@ class Runtime:
         self._follows: list[asyncio.Task[None]] = []  # topics every worker reads in full (recs)
         self.card_states: Any = None  # the Faust table of per-card state (fraud, card stage)
         self.merchant_states: Any = None  # the Faust table of per-merchant state (fraud, scoring stage)
+        self.surge_windows: Any = None  # the Faust table of per-ticker negative-news windows (sentiment, surge stage)
 
     @property
     def started(self) -> bool:
@@ -124,14 +125,16 @@ class Runtime:
         from models.sentiment import WARMUP_TEXT, SentimentModel
         from models.surge import SurgeDetector
         from streams.worker.sentiment import SentimentPipeline
+        from streams.worker.surge import SurgePipeline
 
         s = self.settings
         model = await asyncio.to_thread(SentimentModel.load, None, s.models.device)
         log.info("sentiment model %s %s on %s", model.name, model.version_tag, model.encoder.device)
         batcher = await self._batcher(model.predict, "sentiment", warmup=[WARMUP_TEXT] * s.batching.max_batch_size)
         assert self.checkpoint is not None
-        self.pipelines["sentiment"] = SentimentPipeline(s, self.decoder, self.checkpoint, batcher.submit,
-                                                        SurgeDetector(s.surge))
+        self.pipelines["sentiment"] = SentimentPipeline(s, self.decoder, self.checkpoint, batcher.submit)
+        self.pipelines["surge"] = SurgePipeline(s, self.decoder, self.checkpoint, self.surge_windows,
+                                                SurgeDetector(s.surge))
 
     async def _start_fraud(self) -> None:
         from models.fraud import FraudModel

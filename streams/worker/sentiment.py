@@ -1,9 +1,11 @@
-"""The news-sentiment pipeline's steps: score headlines (batched), index them, detect surges, alert.
+"""The news-sentiment pipeline's steps: score headlines (batched), index them, pass them on by ticker.
 
 Every headline is a unit of its own; chunks of `max_batch_size` go to the batcher together (the model threads take
 them side by side) and the micro-batch is indexed in one bulk request: fewer, larger requests cost the search
-engine and the event loop less CPU per document, CPU the model shares. The skeleton (pipeline.py) and the
-checkpoint make it durable.
+engine and the event loop less CPU per document, CPU the model shares. News is keyed by news id, so surges are
+detected in a second stage keyed by ticker (surge.py): each ticker the batch's headlines name gets one message on
+`news.by-ticker` with its headlines (id, event time, negative or not). The skeleton (pipeline.py) and the checkpoint
+make the documents and those messages durable before the batch is acked.
 """
 
 from __future__ import annotations
@@ -11,17 +13,18 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from models.sentiment import SentimentResult
-from models.surge import Surge, SurgeDetector
+from models.surge import TickerMentions
 from sinks import metrics
 from sinks.search import Doc
 from sinks.templates import monthly_index
 from streams.core.decoding import Decoder
-from streams.core.events import Alert, NewsEvent, SentimentDoc, utc_now
+from streams.core.events import NewsEvent, SentimentDoc, utc_now
 from streams.core.record import Record
 from streams.core.settings import Settings
-from streams.worker.checkpoint import Checkpoint, Outputs
+from streams.worker.checkpoint import Checkpoint, Message, Outputs
 from streams.worker.pipeline import Pipeline
 
 CASHTAG = re.compile(r"(?<![A-Za-z0-9$])\$([A-Za-z][A-Za-z0-9.]{0,9})\b")
@@ -54,10 +57,9 @@ class SentimentPipeline(Pipeline[NewsEvent, Headline]):
     event_model = NewsEvent
     index_kind = "news"
 
-    def __init__(self, settings: Settings, decoder: Decoder, checkpoint: Checkpoint, score: Score,
-                 detector: SurgeDetector) -> None:
+    def __init__(self, settings: Settings, decoder: Decoder, checkpoint: Checkpoint, score: Score) -> None:
         super().__init__(settings, decoder, checkpoint, settings.topics.news)
-        self.model, self.detector = score, detector
+        self.model = score
         self.chunk_size = settings.batching.max_batch_size
         self.prefix = settings.search.index_prefix
 
@@ -71,11 +73,23 @@ class SentimentPipeline(Pipeline[NewsEvent, Headline]):
         docs = [self._document(unit.record, unit.event, result) for unit, result in scored]
         for doc in docs:
             metrics.MODEL_SCORES.labels("sentiment").observe(doc.score)
-        alerts = [self._alert(surge, docs) for surge in self._surges(docs)]
         return Outputs(
             documents=[(Doc(monthly_index(self.prefix, "news", d.event_time), d.event_id, d.model_dump(mode="json")),
                         unit.record) for d, (unit, _) in zip(docs, scored, strict=True)],
-            alerts=alerts, alert_topic=self.settings.topics.alerts_sentiment)
+            messages=self._by_ticker(docs))
+
+    def _by_ticker(self, docs: list[SentimentDoc]) -> list[Message]:
+        """One message per ticker named in the batch, keyed by ticker: its headlines in event-time order."""
+        mentions: dict[str, list[tuple[str, datetime, bool]]] = {}
+        for doc in sorted(docs, key=lambda d: d.event_time):
+            for ticker in doc.tickers:
+                mentions.setdefault(ticker, []).append((doc.event_id, doc.event_time, doc.label == "bearish"))
+        if not mentions:
+            return []
+        topic, model = self.settings.topics.news_by_ticker, docs[0]
+        return [Message(topic, ticker.encode(), TickerMentions.encode(ticker, model.model_name, model.model_version,
+                                                                       items))
+                for ticker, items in mentions.items()]
 
     def _document(self, record: Record, event: NewsEvent, result: SentimentResult) -> SentimentDoc:
         return SentimentDoc(
@@ -84,29 +98,4 @@ class SentimentPipeline(Pipeline[NewsEvent, Headline]):
             topic=record.topic, partition=record.partition, offset=record.offset,
             label=result.label, score=max(-1.0, min(1.0, result.score)), probabilities=result.probabilities,
             headline=event.headline, tickers=tickers_of(event), source=event.source,
-        )
-
-    def _surges(self, docs: list[SentimentDoc]) -> list[Surge]:
-        surges = []
-        for doc in sorted(docs, key=lambda d: d.event_time):
-            for ticker in doc.tickers:
-                surge = self.detector.observe(ticker, doc.event_time, doc.label == "bearish", doc.event_id)
-                if surge:
-                    surges.append(surge)
-        return surges
-
-    def _alert(self, surge: Surge, docs: list[SentimentDoc]) -> Alert:
-        model = docs[0] if docs else None
-        severity = "critical" if surge.share >= 0.9 else "high" if surge.share >= 0.75 else "medium"
-        return Alert(
-            alert_id=surge.alert_id, kind="sentiment", severity=severity, created_at=utc_now(),
-            subject=surge.ticker,
-            summary=(f"Negative news surge for {surge.ticker}: {surge.negative} of {surge.items} items negative "
-                     f"in the last {self.settings.surge.window_s // 60} min, against a baseline share of "
-                     f"{surge.baseline_share:.0%} (p = {surge.p_value:.1e})"),
-            evidence={"negative": surge.negative, "items": surge.items, "share": surge.share,
-                      "baseline_share": surge.baseline_share, "p_value": surge.p_value,
-                      "window_s": self.settings.surge.window_s, "started_at": surge.started_at.isoformat()},
-            event_ids=surge.event_ids,
-            model_name=model.model_name if model else None, model_version=model.model_version if model else None,
         )

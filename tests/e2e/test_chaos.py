@@ -1,4 +1,4 @@
-"""`lepton chaos` at CI size: every fault scenario loses nothing and duplicates nothing.
+"""`lepton chaos` at CI size: every fault scenario loses nothing and duplicates nothing, one worker or several.
 
 The full size is behind the command (`lepton chaos --scenario all`, 2,000 events each, 60 s outage).
 search-outage and broker-restart stop and start services of the local stack, which comes back healthy.
@@ -13,6 +13,7 @@ import pytest
 from infra.local import stack
 from streams.core.settings import Settings
 from streams.tools.chaos import ChaosConfig, run_scenario
+from streams.tools.chaos_scale import ScaleConfig, run_scale_out
 
 CI_SIZE = {
     "poison": ChaosConfig(events=300, seconds=15, drain_timeout_s=150),
@@ -43,3 +44,18 @@ def test_scenario_loses_and_duplicates_nothing(settings: Settings, scenario: str
     if scenario == "sigterm":
         assert figures.shutdown_s is not None and figures.shutdown_s < config.shutdown_bound_s
     assert figures.alerts > 0  # the workload's negative surge and fraud scenarios raise alerts
+
+
+def test_scale_out_loses_and_duplicates_nothing_and_alerts_once_per_surge(settings: Settings, tmp_path: Path) -> None:
+    """Three workers on six partitions, one SIGKILLed with headlines in flight and a fourth started (the full size,
+    2,000 events over 60 s, is `lepton chaos --scenario scale-out`)."""
+    config = ScaleConfig(events=800, seconds=30, drain_timeout_s=150)
+    figures = run_scale_out(settings, config, tmp_path)
+    assert figures.produce_failures == 0 and figures.valid == config.events
+    assert figures.lost == 0 and figures.duplicated == 0, figures
+    assert figures.documents == config.events
+    assert figures.workers == 4 and figures.workers_running == 3, figures
+    assert figures.rebalances >= 1  # the kill and the fourth worker moved partitions
+    assert figures.surges_planted == figures.surge_alerts == 3, figures
+    assert list(figures.alerts_per_surge.values()) == [1, 1, 1], figures
+    assert figures.fraud_alerts > 0

@@ -106,7 +106,8 @@ def test_console_shows_rates_alerts_chart_and_recommendations(settings: Settings
         def rows() -> dict[str, list[str]]:
             return {row["key"]: row["cells"] for row in snapshot("#streams tbody tr", "stream")}
 
-        wait_for(browser, worker, "the streams", lambda: set(rows()) == {s.topics.news, s.topics.transactions})
+        streams = {s.topics.news, s.topics.news_by_ticker, s.topics.transactions}  # by ticker: the surge stage
+        wait_for(browser, worker, "the streams", lambda: set(rows()) == streams)
         wait_for(browser, worker, "a sentiment alert", lambda: snapshot("#alerts-sentiment tr.alert", "alertId"))
         for feed in feeds:
             feed.join(120)

@@ -1,8 +1,8 @@
 """News sentiment, end to end: producer -> Kafka -> worker (batched model) -> search index + alert topic.
 
 Generated headlines with one injected negative surge (QFL) plus malformed messages go in; every valid event
-must have exactly one scored document, exactly one surge alert must come out (for QFL, none for others),
-and every malformed message must be in the dead-letter topic with its reason.
+must have exactly one scored document, exactly one surge alert must come out of the surge stage (for QFL, none for
+others), and every malformed message must be in the dead-letter topic with its reason.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from sinks.search import connect
 from streams.broker.producer import EventProducer
-from streams.broker.topics import create_topics
+from streams.broker.topics import create_topics, read_records
 from streams.core.events import utc_now
 from streams.core.settings import Settings
 from streams.generators.malformed import malformed
@@ -66,6 +66,11 @@ def test_news_to_scores_alerts_and_dead_letters(isolated_run: tuple[Settings, di
                 break
             assert worker.running, worker.log_tail()
             time.sleep(1)
+        # the surge stage reads the scored headlines by ticker (news.by-ticker): wait until it has taken them all
+        passed_on = len(read_records(s, s.topics.news_by_ticker, None, 30.0))
+        while worker.metric("lepton_events_scored_total", {"stream": s.topics.news_by_ticker}) < passed_on:
+            assert worker.running and time.monotonic() < deadline, worker.log_tail()
+            time.sleep(0.5)
         time.sleep(2)  # anything extra would show up now
         client.refresh(news_index)
         assert client.count(news_index) == VALID, worker.log_tail()

@@ -9,12 +9,13 @@ from streams.worker.app import create_app
 
 
 def test_only_the_sentiment_agent_works_on_several_batches_at_once() -> None:
-    # Fraud, clicks and item-stats keep per-card, per-user and per-item state in tables: their batches run in order.
+    # Surge, fraud, clicks and item-stats keep per-ticker, per-card, per-user and per-item state in tables: their
+    # batches run in order.
     # The catalog is no agent: every recommendation worker reads the compacted topic in full (runtime.py).
     settings = Settings(pipelines="sentiment,fraud,recs", batching=BatchingSettings(sentiment_batches_in_flight=3))
     app, _ = create_app(settings)
     concurrency = {agent.name.rsplit(".", 1)[-1]: agent.concurrency for agent in app.agents.values()}
-    assert concurrency == {"sentiment": 3, "fraud-cards": 1, "fraud": 1, "clicks": 1, "item-stats": 1}
+    assert concurrency == {"sentiment": 3, "surge": 1, "fraud-cards": 1, "fraud": 1, "clicks": 1, "item-stats": 1}
 
 
 def test_pipelines_choose_the_agents() -> None:

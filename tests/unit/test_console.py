@@ -110,7 +110,8 @@ def test_console_data_from_counters_health_alerts_and_search() -> None:
 
     data = asyncio.run(console.data())
     assert data["ready"] is True and data["problems"] == []
-    assert [row["stream"] for row in data["streams"]] == [settings.topics.news, settings.topics.transactions]
+    assert [row["stream"] for row in data["streams"]] == [settings.topics.news, settings.topics.news_by_ticker,
+                                                          settings.topics.transactions]
     assert data["streams"][0]["lag"] == 20
     assert [a["alert_id"] for a in data["alerts"]["fraud"]] == [f"fraud-{i}" for i in range(29, 4, -1)]  # newest first
     assert [a["alert_id"] for a in data["alerts"]["sentiment"]] == ["surge-QFL"]  # not drowned by fraud alerts

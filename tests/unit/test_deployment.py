@@ -106,3 +106,13 @@ def test_dockerfile_builds_from_the_lock_runs_unprivileged_and_checks_readiness(
     assert 'ENTRYPOINT ["lepton"]' in text and 'CMD ["worker"]' in text
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".lepton", ".env", ".git"} <= set(ignored)
+
+
+def test_one_partition_count_covers_every_keyed_topic(services: dict[str, Any]) -> None:
+    """LEPTON_PARTITIONS bounds how many replicas get work: every stage's topics must take it, or a stage would stay
+    at the default of 3 whatever the replicas."""
+    raw = yaml.safe_load(COMPOSE.read_text())["x-lepton-env"]
+    counts = {key: value for key, value in raw.items() if key.endswith("_PARTITIONS")}
+    partitioned = {f"LEPTON_TOPICS__{name.upper()}" for name in type(Settings().topics).model_fields
+                   if name.endswith("_partitions") and name not in ("catalog_partitions", "output_partitions")}
+    assert set(counts) == partitioned and set(counts.values()) == {"${LEPTON_PARTITIONS:-6}"}

@@ -93,6 +93,17 @@ def test_negative_surge_about_one_ticker() -> None:
         take("news", 1, surge_ticker="NOPE")
 
 
+def test_several_surges_each_on_its_ticker_at_its_time() -> None:
+    generated = take("news", 600, rate_per_s=2.0, surges=[("KSTR", 20), ("NGP", 100)], surge_count=15)
+    for ticker, at_s in (("KSTR", 20), ("NGP", 100)):
+        surge = [item for item in generated if item.truth["scenario"] == "surge" and item.truth["ticker"] == ticker]
+        assert len(surge) == 15 and all(item.record["tickers"] == [ticker] for item in surge)
+        first = datetime.fromisoformat(surge[0].record["published_at"])
+        assert timedelta(seconds=at_s - 1) < first - START < timedelta(seconds=at_s + 1)
+    with pytest.raises(ValueError, match="unknown ticker"):
+        take("news", 1, surges=[("NOPE", 1.0)])
+
+
 def test_clicks_follow_latent_preferences_and_use_catalog_items() -> None:
     catalog = {item.item_id: item.category for item in build_catalog(1)}
     generated = take("clicks", 20_000)

@@ -161,3 +161,14 @@ def test_read_partitions_positions_from_committed_consumed_or_earliest() -> None
 def test_read_partitions_falls_back_to_fetched_highwaters() -> None:
     states = asyncio.run(read_partitions(FakeApp(FakeConsumer(broker_fails=True)), {"news"}))  # type: ignore[arg-type]
     assert {tp: state.highwater for tp, state in states.items()} == {("news", p): 50 for p in range(3)}
+
+
+def test_each_rebalance_is_counted_with_the_group_generation_it_ended_in() -> None:
+    from streams.worker.health import ProgressSensor
+
+    sensor = ProgressSensor(ConsumerHealth(stall_after_s=60))
+    before = gauge("lepton_rebalances_total") or 0.0
+    for generation in (3, 4):
+        sensor.on_rebalance_end(type("App", (), {"consumer_generation_id": generation})(), {})
+    assert gauge("lepton_rebalances_total") == before + 2
+    assert gauge("lepton_consumer_generation") == 4

@@ -1,4 +1,5 @@
-"""The sentiment pipeline's handling of one micro-batch, with a fake model, sink and publisher."""
+"""The sentiment pipeline's handling of one micro-batch, with a fake model, sink and publisher; its by-ticker messages
+through the surge stage (test_surge_pipeline.py has that stage's own cases)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from datetime import timedelta
 
 from models.sentiment import SentimentResult
-from models.surge import SurgeDetector
+from models.surge import SurgeDetector, TickerMentions
 from sinks.search import BulkItemError, Doc
 from streams.core.decoding import Decoder
 from streams.core.events import NewsEvent, utc_now
@@ -14,6 +15,7 @@ from streams.core.record import Record
 from streams.core.settings import Settings, SurgeSettings
 from streams.worker.checkpoint import Checkpoint
 from streams.worker.sentiment import SentimentPipeline, tickers_of
+from streams.worker.surge import SurgePipeline
 
 KEY = b"k" * 32
 
@@ -69,9 +71,25 @@ def make(score=None, sink=None) -> tuple[SentimentPipeline, FakeSink, list[tuple
         Decoder(settings, pii_key=KEY),
         Checkpoint(settings, sink, publish, KEY),
         score or fake_score,
-        SurgeDetector(SurgeSettings(min_negative=8, max_p_value=1e-6)),
     )
     return pipeline, sink, sent
+
+
+def surge_stage(sink: FakeSink, sent: list[tuple[str, bytes, bytes]]) -> SurgePipeline:
+    """The surge stage beside `pipeline`, with a dict for its table, writing to the same fakes."""
+    settings = Settings()
+
+    async def publish(topic: str, key: bytes, value: bytes) -> None:
+        sent.append((topic, key, value))
+
+    return SurgePipeline(settings, Decoder(settings, pii_key=KEY), Checkpoint(settings, sink, publish, KEY), {},
+                         SurgeDetector(SurgeSettings(min_negative=8, max_p_value=1e-6)))
+
+
+def by_ticker(sent: list[tuple[str, bytes, bytes]], since: int = 0) -> list[Record]:
+    """The news.by-ticker messages sent (from index `since` on), as the surge stage reads them."""
+    messages = [(key, value) for topic, key, value in sent[since:] if topic == "news.by-ticker"]
+    return [Record("news.by-ticker", 0, since + i, key, value) for i, (key, value) in enumerate(messages)]
 
 
 def records(values: list[bytes]) -> list[Record]:
@@ -83,7 +101,8 @@ async def test_valid_events_become_documents_with_their_coordinates() -> None:
     outcome = await pipeline.process(
         records([news(1, "Acme shares rally", ["ACME"]), news(2, "Bolt stock plunge", ["BOLT"])])
     )
-    assert outcome.scored == 2 and outcome.dead_letters == 0 and sent == []
+    assert outcome.scored == 2 and outcome.dead_letters == 0
+    assert {topic for topic, _, _ in sent} == {"news.by-ticker"} and outcome.published == 2
     docs = {d.id: d for d in sink.written}
     assert set(docs) == {"n-1", "n-2"}
     assert docs["n-2"].body["label"] == "bearish" and docs["n-2"].body["score"] < 0
@@ -120,16 +139,35 @@ async def test_refused_document_is_dead_lettered() -> None:
     assert letter["source_offset"] == 101 and "mapper_parsing_exception" in letter["reason"]
 
 
+async def test_each_ticker_named_gets_one_message_keyed_by_it_with_its_headlines_in_event_time_order() -> None:
+    pipeline, _, sent = make()
+    batch = [news(1, "Acme stock plunge", ["ACME"], minutes_ago=1), news(2, "$BOLT and Acme rally", ["ACME"], 3),
+             news(3, "Quiet day", [])]
+    await pipeline.process(records(batch))
+    messages = {key: TickerMentions.model_validate_json(value) for topic, key, value in sent
+                if topic == "news.by-ticker"}
+    assert set(messages) == {b"ACME", b"BOLT"}
+    acme = messages[b"ACME"]
+    assert [(m.id, m.neg) for m in acme.mentions] == [("n-2", False), ("n-1", True)]  # the earlier one first
+    assert acme.ticker == "ACME" and (acme.model_name, acme.model_version) == ("fake", "1")
+    assert [m.id for m in messages[b"BOLT"].mentions] == ["n-2"]
+
+
 async def test_a_surge_raises_one_alert_on_topic_and_index() -> None:
     pipeline, sink, sent = make()
+    surge = surge_stage(sink, sent)
     batch = [news(i, "Acme stock plunge", ["ACME"], minutes_ago=3 - i / 10) for i in range(12)]
-    outcome = await pipeline.process(records(batch))
+    await pipeline.process(records(batch))
+    outcome = await surge.process(by_ticker(sent))
     assert [a.subject for a in outcome.alerts] == ["ACME"]
     alerts = [json.loads(value) for topic, _, value in sent if topic == "alerts.sentiment"]
     assert len(alerts) == 1 and alerts[0]["alert_id"] == outcome.alerts[0].alert_id
     assert alerts[0]["evidence"]["negative"] >= 8 and alerts[0]["event_ids"]
+    assert alerts[0]["model_name"] == "fake"
     assert [d.id for d in sink.written if d.index.startswith("lepton-alerts-")] == [alerts[0]["alert_id"]]
-    again = await pipeline.process(records([news(99, "Acme stock plunge", ["ACME"], minutes_ago=1)]))
+    mark = len(sent)
+    await pipeline.process(records([news(99, "Acme stock plunge", ["ACME"], minutes_ago=1)]))
+    again = await surge.process(by_ticker(sent, mark))
     assert again.alerts == []  # the same surge does not alert twice
 
 
@@ -188,7 +226,7 @@ async def test_a_failed_chunk_is_dead_lettered_and_the_other_chunks_indexed() ->
 async def test_batches_in_flight_finish_in_any_order_each_after_its_own_documents() -> None:
     """The agent works on several micro-batches at once (`sentiment_batches_in_flight`): a later batch may be done
     first; each returns (and is acked) only once its own documents are written, and the surge spanning both
-    batches raises one alert."""
+    batches raises one alert in the surge stage."""
     import asyncio
 
     early_may_finish = asyncio.Event()
@@ -198,18 +236,21 @@ async def test_batches_in_flight_finish_in_any_order_each_after_its_own_document
             await early_may_finish.wait()
         return [result(t) for t in texts]
 
-    pipeline, sink, _ = make(score)
+    pipeline, sink, sent = make(score)
     early = [Record("news", 1, 100 + i, None, news(i, f"early Acme stock plunge {i}", ["ACME"], 3 - i / 10))
              for i in range(6)]
     late = [Record("news", 1, 106 + i, None, news(6 + i, f"late Acme stock plunge {i}", ["ACME"], 2 - i / 10))
             for i in range(6)]
     first = asyncio.ensure_future(pipeline.process(early))
-    second = await pipeline.process(late)
+    await pipeline.process(late)
     assert not first.done()
     assert sorted(d.id for d in sink.written) == sorted(f"n-{6 + i}" for i in range(6))
-    assert second.alerts == []  # 6 negatives, 8 needed
+    surge = surge_stage(sink, sent)
+    assert (await surge.process(by_ticker(sent))).alerts == []  # the late batch: 6 negatives, 8 needed
+    mark = len(sent)
     early_may_finish.set()
-    outcome = await first
+    await first
     news_ids = [d.id for d in sink.written if d.index.startswith("lepton-news-")]
     assert sorted(news_ids) == sorted(f"n-{i}" for i in range(12))
+    outcome = await surge.process(by_ticker(sent, mark))
     assert [a.subject for a in outcome.alerts] == ["ACME"] and outcome.alerts[0].evidence["negative"] == 12

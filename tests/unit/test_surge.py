@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 from models.surge import SurgeDetector, surge_alert_id
@@ -73,3 +74,45 @@ def test_tickers_are_independent() -> None:
 def test_replay_gives_the_same_alert_id() -> None:
     ids = [feed(SurgeDetector(SETTINGS), "ACME", T0, ".." + "n" * 10)[0].alert_id for _ in range(2)]
     assert ids[0] == ids[1]
+
+
+def test_a_window_stored_and_restored_at_every_step_gives_the_same_surges() -> None:
+    from models.surge import TickerWindow
+
+    pattern = "....n....." * 6 + "nnnnnnnnnnnn" + "." * 30 + "n" * 12
+    kept = feed(SurgeDetector(SETTINGS), "ACME", T0, pattern)
+    detector, stored, restored = SurgeDetector(SETTINGS), TickerWindow().to_dict(), []
+    for i, mark in enumerate(pattern):
+        window = TickerWindow.from_dict(json.loads(json.dumps(stored)))  # as a table value travels
+        surge = detector.step(window, "ACME", T0 + timedelta(seconds=i * 30), mark == "n", f"ACME-{i}")
+        stored = window.to_dict()
+        if surge:
+            restored.append(surge)
+    assert len(kept) == 2 and restored == kept
+
+
+def test_an_item_seen_again_is_not_counted_twice() -> None:
+    detector = SurgeDetector(SETTINGS)
+    feed(detector, "ACME", T0, "....n....." * 6)
+    for _ in range(3):  # the same four negative headlines, scored three times: four items, not twelve
+        assert feed(detector, "ACME", T0 + timedelta(minutes=30), "nnnn") == []
+    assert len(feed(detector, "ACME", T0 + timedelta(minutes=30, seconds=1), "nnnnnnnn")) == 1
+
+
+def test_items_older_than_the_baseline_are_ignored() -> None:
+    from models.surge import TickerWindow
+
+    detector, window = SurgeDetector(SETTINGS), TickerWindow()
+    detector.step(window, "ACME", T0 + timedelta(hours=3), False, "now")
+    assert detector.step(window, "ACME", T0, True, "old") is None
+    assert list(window.buckets) == [int((T0 + timedelta(hours=3)).timestamp()) // 60]
+
+
+def test_a_late_surge_counts_in_the_windows_it_belongs_to() -> None:
+    """Headlines of one partition may reach the detector minutes after the others (a worker was down): they still
+    make the surge of their own minutes, dated by a window they fall in, and only once."""
+    detector = SurgeDetector(SETTINGS)
+    feed(detector, "ACME", T0, "....n....." * 6)  # 30 minutes of calm
+    feed(detector, "ACME", T0 + timedelta(minutes=40), "...")  # the other partitions have moved on
+    surges = feed(detector, "ACME", T0 + timedelta(minutes=30), "nnnnnnnnnnnn", step_s=5)  # the late ones
+    assert len(surges) == 1 and T0 + timedelta(minutes=30) <= surges[0].started_at <= T0 + timedelta(minutes=34)
