@@ -262,26 +262,24 @@ class FraudModel:
         scores = self.score_batch([ScoreRequest(row) for row in rows])
         return np.asarray([s.probability for s in scores]), [s.reasons for s in scores]
 
-    def score_batch(self, requests: Sequence[ScoreRequest]) -> list[FraudScore]:
-        """Score transactions in one batch (the DynamicBatcher function; runs in the batcher's thread)."""
+    def score_batch(self, requests: Sequence[ScoreRequest], explain_from: float = 0.0) -> list[FraudScore]:
+        """Score transactions in one batch (the DynamicBatcher function; runs in the batcher's thread). Rows with a
+        probability of at least `explain_from` get their reasons (integrated gradients, most of the model's cost);
+        the worker passes its review threshold, so flagged payments are explained and approved ones are not."""
         if not requests:
             return []
         X = np.vstack([np.asarray(r.features, dtype=np.float64).reshape(1, -1) for r in requests])
-        logits, attributions = self.attributions(X)
-        probabilities = self.calibrate(logits)
-        grouped = group_attributions(attributions)[1]
-        typical = float(self.reference[INDEX["amount"]])
-        results = []
-        for i, p in enumerate(probabilities.tolist()):
-            words = Wording(typical, self.currency, requests[i].paid, self.delay_days)
-            reasons = reasons_for(X[i], attributions[i], words, grouped=grouped[i])
-            results.append(
-                FraudScore(
-                    probability=float(p),
-                    reasons=[text for _, text in reasons],
-                    reason_codes=[code for code, _ in reasons],
-                    model=self.name,
-                    version=self.version,
-                )
-            )
-        return results
+        probabilities = self.calibrate(self.logits(X))
+        explained = np.flatnonzero(probabilities >= explain_from)
+        reasons: dict[int, list[tuple[str, str]]] = {}
+        if explained.size:
+            _, attributions = self.attributions(X[explained])
+            grouped = group_attributions(attributions)[1]
+            typical = float(self.reference[INDEX["amount"]])
+            for j, i in enumerate(explained.tolist()):
+                words = Wording(typical, self.currency, requests[i].paid, self.delay_days)
+                reasons[i] = reasons_for(X[i], attributions[j], words, grouped=grouped[j])
+        return [FraudScore(probability=float(p), reasons=[text for _, text in reasons.get(i, [])],
+                           reason_codes=[code for code, _ in reasons.get(i, [])], model=self.name,
+                           version=self.version)
+                for i, p in enumerate(probabilities.tolist())]

@@ -41,15 +41,22 @@ def fraud(
     rounds: int = typer.Option(3, min=1, max=9, help="With --workers: rounds of every count (the median is shown)."),
     device: str = DEVICE,
     workers: str | None = WORKERS,
+    profile: bool = typer.Option(False, "--profile", help="Instead: py-spy samples a worker draining --count "
+                                 "transactions; CPU milliseconds per transaction by thread and pipeline step."),
     json_output: bool = JSON,
 ) -> None:
-    """Fraud pipeline vs a plain consume->produce ceiling on the same topic, and alert latency at half rate (or,
-    with --workers, the pipeline with 1, 2, 3... worker processes)."""
-    from streams.tools import bench_fraud
+    """Fraud pipeline vs a plain consume->produce ceiling on the same topic, the search engine alone on the same
+    documents, and alert latency at half rate (or, with --workers, the pipeline with 1, 2, 3... worker processes;
+    with --profile, where the worker's CPU goes)."""
+    from streams.tools import bench_fraud, profile_fraud
     from streams.tools.bench_workers import parse_counts
 
-    result = (bench_fraud.run_workers(parse_counts(workers), count, rounds, device) if workers else
-              bench_fraud.run(count, seconds, device))
+    if profile:
+        result = profile_fraud.run(count, device)
+    elif workers:
+        result = bench_fraud.run_workers(parse_counts(workers), count, rounds, device)
+    else:
+        result = bench_fraud.run(count, seconds, device)
     print_result("lepton bench fraud", result, json_output)
 
 

@@ -6,9 +6,11 @@ Everything runs on one pre-produced transactions topic of fresh, isolated topics
 value to a scratch topic (acks=all, each fetched batch delivered before the next fetch), first record
 received to last delivery acknowledged. (b) Pipeline: a real fraud worker on the same topic, first event
 processed (the earliest `processed_at` in the index) to last document indexed (the worker's
-`lepton_documents_indexed_total`). (c) Alert latency: the same worker, now caught up, gets a fraud-rich mix
-at half of (b)'s rate for a fixed time; per alert on `alerts.fraud`, latency = arrival at our consumer
-minus the moment its transaction was handed to the producer (matched by `event_ids[0]`).
+`lepton_documents_indexed_total`). (c) Sink ceiling: the documents (b) indexed, read back and bulk-indexed alone
+into a fresh index of the same template, in the sink's bulk size, first request to last response. (d) Alert
+latency: the same worker, now caught up, gets a fraud-rich mix at half of (b)'s rate for a fixed time; per alert
+on `alerts.fraud`, latency = arrival at our consumer minus the moment its transaction was handed to the producer
+(matched by `event_ids[0]`).
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ from typing import Any
 from confluent_kafka.admin import NewTopic
 from rich.console import Console
 
-from sinks.search import SearchClient, connect
+from infra.local.services import Kafka, Search, process_of
+from sinks.search import Doc, SearchClient, connect
 from streams.broker.producer import EventProducer
 from streams.broker.topics import admin_client, create_topics, delete_run
 from streams.core.errors import ServiceError
 from streams.core.events import utc_now
 from streams.core.settings import KafkaSettings, Settings, get_settings
 from streams.generators.transactions import TransactionGenerator
+from streams.tools.bench_sentiment import CoreShares
 from streams.tools.worker_process import WorkerProcess, free_port, isolated
 
 console = Console(stderr=True)
@@ -120,17 +124,62 @@ def wait_indexed(worker: WorkerProcess, total: int, timeout_s: float, every_s: f
     return time.time()
 
 
-def pipeline_rate(s: Settings, worker: WorkerProcess, client: SearchClient, count: int) -> float:
-    """Transactions per second of the worker on the pre-produced topic, first event to last document indexed."""
+def core_shares(settings: Settings, worker: WorkerProcess | None = None) -> CoreShares:
+    """How the cores are shared from now on: the worker (when given), the local search engine and broker, the rest."""
+    pids = {"search": process_of(Search(settings.local)).pid(), "broker": process_of(Kafka(settings.local)).pid()}
+    return CoreShares(({"worker": worker.pid} if worker else {}) | pids)
+
+
+def pipeline_rate(s: Settings, worker: WorkerProcess, client: SearchClient, count: int
+                  ) -> tuple[float, dict[str, float]]:
+    """Transactions per second of the worker on the pre-produced topic, first event to last document indexed, and
+    the cores each process used from the worker's readiness to the last document."""
     worker.start()
     worker.wait_ready()
+    shares = core_shares(s, worker)
+    shares.start()
+    ready = time.time()
     ended = wait_indexed(worker, count, 600)
+    cores = shares.over(ended - ready)
     index = f"{s.search.index_prefix}-transactions-*"
     client.refresh(index)
     if client.count(index) != count:
         raise ServiceError(f"expected {count} documents in {index}, found {client.count(index)}")
     first = client.search(index, {"size": 0, "aggs": {"first": {"min": {"field": "processed_at"}}}})
-    return count / (ended - first["aggregations"]["first"]["value"] / 1000)
+    return count / (ended - first["aggregations"]["first"]["value"] / 1000), cores
+
+
+def indexed_documents(client: SearchClient, index: str, page: int = 5_000) -> list[dict[str, Any]]:
+    """Every document's source in `index`, paged by event id."""
+    docs: list[dict[str, Any]] = []
+    after: list[Any] | None = None
+    while True:
+        body: dict[str, Any] = {"size": page, "sort": [{"event_id": "asc"}]}
+        if after is not None:
+            body["search_after"] = after
+        hits = client.search(index, body)["hits"]["hits"]
+        docs.extend(hit["_source"] for hit in hits)
+        if len(hits) < page:
+            return docs
+        after = hits[-1]["sort"]
+
+
+def sink_rate(s: Settings, client: SearchClient, docs: list[dict[str, Any]]) -> tuple[float, dict[str, float]]:
+    """Documents per second the search engine takes alone: `docs` bulk-indexed into a fresh index of the same
+    template, in the sink's bulk size, one request after the other as the worker's sink sends them; and the cores
+    each process used meanwhile."""
+    index = f"{s.search.index_prefix}-transactions-sink-ceiling"
+    batch = s.search.bulk_max_docs
+    shares = core_shares(s)
+    shares.start()
+    written, started = 0, time.perf_counter()
+    for start in range(0, len(docs), batch):
+        result = client.bulk_index(Doc(index, doc["event_id"], doc) for doc in docs[start:start + batch])
+        if result.errors:
+            raise ServiceError(f"the search engine refused {len(result.errors)} documents: {result.errors[0]}")
+        written += result.indexed
+    elapsed = time.perf_counter() - started
+    return written / elapsed, shares.over(elapsed)
 
 
 def paced_send(s: Settings, records: list[dict[str, Any]], rate: float, sent: dict[str, float]) -> None:
@@ -211,11 +260,13 @@ def run(count: int = 10_000, seconds: float = 20.0, device: str = "auto") -> dic
         console.print("(a) ceiling: plain aiokafka consume->produce...")
         ceiling = asyncio.run(ceiling_rate(s, count, scratch))
         console.print("(b) pipeline: fraud worker...")
-        pipeline = pipeline_rate(s, worker, client, count)
+        pipeline, pipeline_cores = pipeline_rate(s, worker, client, count)
+        console.print("(c) sink ceiling: the same documents bulk-indexed alone...")
+        sink, sink_cores = sink_rate(s, client, indexed_documents(client, f"{s.search.index_prefix}-transactions-*"))
         rate = pipeline / 2
         start = datetime.fromisoformat(history[-1]["ts"]) + timedelta(seconds=5)
         mixed = transactions(int(rate * seconds) + 1, start, fraud_rate=0.2, suffix="-l")
-        console.print(f"(c) alert latency: {len(mixed)} transactions at {rate:.0f}/s...")
+        console.print(f"(d) alert latency: {len(mixed)} transactions at {rate:.0f}/s...")
         latencies = asyncio.run(alert_latencies(s, worker, mixed, rate, count + len(mixed)))
     finally:
         worker.stop()
@@ -225,8 +276,12 @@ def run(count: int = 10_000, seconds: float = 20.0, device: str = "auto") -> dic
     result = {
         "pipeline_per_s": round(pipeline, 1), "ceiling_per_s": round(ceiling, 1),
         "pipeline_vs_ceiling": round(pipeline / ceiling, 3),
+        "sink_ceiling_per_s": round(sink, 1), "pipeline_vs_sink": round(pipeline / sink, 3),
+        "pipeline_cores": pipeline_cores, "sink_cores": sink_cores,
         "alert_latency_p50_s": _rounded(percentile(latencies, 50)),
         "alert_latency_p99_s": _rounded(percentile(latencies, 99)),
+        "alert_latency_p50_s_half_load": _rounded(percentile(latencies, 50)),
+        "alert_latency_p99_s_half_load": _rounded(percentile(latencies, 99)),
         "count": count, "latency_rate_per_s": round(rate, 1), "latency_alerts": len(latencies), "device": device,
     }
     return result

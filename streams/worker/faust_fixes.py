@@ -1,4 +1,5 @@
-"""Fixes for faust-streaming 0.15.3: three stop a restarted worker from skipping events, two save CPU or latency.
+"""Fixes for faust-streaming 0.15.3: three stop a restarted worker from skipping events, two save CPU or latency,
+one keeps table writes from failing.
 
 The first two were found by `lepton chaos` (sigterm, kill-worker) and the fraud state-restart test, with the
 consumer's fetches, skips, seeks and commits logged; the third by kill-worker and Faust's commit logic read closely:
@@ -40,7 +41,10 @@ consumer's fetches, skips, seeks and commits logged; the third by kill-worker an
    change: it also yields as soon as the buffer holds events and none was added for `idle_s` (a fetch's messages
    reach the buffer a fraction of a millisecond apart, so a backlog still fills batches to `max_`).
 
-`LeptonApp` is `faust.App` with all five installed, a version guard (the fixes override about fifteen private names
+6. **A table write can fail for want of metadata.** See `LeptonApp.learn_changelog_partitions`, which the runtime
+   awaits before any agent runs.
+
+`LeptonApp` is `faust.App` with all six installed, a version guard (the fixes override about fifteen private names
 of faust-streaming, so the app refuses to start on a version they were not checked against) and `on_close`, the
 hook that closes the worker's own resources once Faust has stopped the agents and the producer.
 """
@@ -281,7 +285,7 @@ class AdaptiveStream(faust.Stream):
 
 
 class LeptonApp(faust.App):
-    """`faust.App` with the five fixes installed, a version guard and a close hook."""
+    """`faust.App` with the six fixes installed, a version guard and a close hook."""
 
     def __init__(self, *args: Any, **options: Any) -> None:
         check_faust_version()
@@ -299,3 +303,13 @@ class LeptonApp(faust.App):
 
     def _new_transport(self) -> Any:
         return SafeFetchTransport(self.conf.broker_consumer, self)
+
+    async def learn_changelog_partitions(self) -> None:
+        """Fix 6: the producer learns every table's changelog topic before the agents write a table. A table with
+        `use_partitioner` (ours: keyed by the source key) picks a changelog partition from the producer's cluster
+        metadata (`key_partition`) without asking the broker, and the producer refreshes only the topics it sent to:
+        a changelog created just after its first metadata fetch failed every write of its table (seen in a
+        three-worker bench: all merchant-state writes of one worker)."""
+        producer = self.producer._ensure_producer()
+        for table in self.tables.values():
+            await producer.partitions_for(table.changelog_topic.get_topic_name())

@@ -69,8 +69,7 @@ class FraudPipeline(Pipeline[MerchantEvent, MerchantStep]):  # type: ignore[type
         super().__init__(settings, decoder, checkpoint, settings.topics.transactions_by_merchant)
         self.model, self.config = score, config
         self.states = KeyedTable(states, MerchantState.from_dict, MerchantState.to_dict)
-        f = settings.fraud
-        self.thresholds = Thresholds(f.review_threshold or thresholds.review, f.block_threshold or thresholds.block)
+        self.thresholds = thresholds  # the artifact's, or the settings' overrides (runtime.py)
         self.scored_stream = settings.topics.transactions  # metrics count scored transactions under their topic
         self.models = {settings.topics.transactions_by_merchant: CardFeatures, settings.topics.labels: ChargebackLabel}
         self.prefix = settings.search.index_prefix

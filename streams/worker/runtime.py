@@ -9,6 +9,7 @@ threads) and flushes and closes the search sink. The Kafka producer is Faust's: 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import inspect
 import logging
@@ -105,6 +106,7 @@ class Runtime:
 
     async def _start(self) -> None:
         s = self.settings
+        await self.app.learn_changelog_partitions()  # faust_fixes.py, fix 6
         share_cpu_threads(s.batching.model_threads)  # each batcher runs this many batches at once
         self.sink = SearchSink(await asyncio.to_thread(connect, s.search), s.search)
         await self.sink.start()
@@ -137,19 +139,23 @@ class Runtime:
                                                 SurgeDetector(s.surge))
 
     async def _start_fraud(self) -> None:
-        from models.fraud import FraudModel
+        from models.fraud import FraudModel, Thresholds
         from models.fraud_features import FeatureConfig
         from streams.worker.fraud import FraudPipeline
         from streams.worker.fraud_cards import CardStage
 
         s = self.settings
         model = await asyncio.to_thread(FraudModel.load, None, s.models.device)
-        batcher = await self._batcher(model.score_batch, "fraud", s.batching.fraud_batch_size)
+        thresholds = Thresholds(s.fraud.review_threshold or model.thresholds.review,
+                                s.fraud.block_threshold or model.thresholds.block)
+        # reasons for the payments the worker flags (explaining every payment was most of the model's time)
+        score = functools.partial(model.score_batch, explain_from=thresholds.review)
+        batcher = await self._batcher(score, "fraud", s.batching.fraud_batch_size)
         assert self.checkpoint is not None
         config = FeatureConfig(model.delay_days, model.currency, s.fraud.rates)
         self.pipelines["fraud-cards"] = CardStage(s, self.decoder, self.checkpoint, self.card_states, config)
         self.pipelines["fraud"] = FraudPipeline(s, self.decoder, self.checkpoint, batcher.submit,
-                                                self.merchant_states, config, model.thresholds)
+                                                self.merchant_states, config, thresholds)
 
     async def _start_recs(self) -> None:
         from models.encoder import get_encoder

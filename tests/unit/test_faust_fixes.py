@@ -234,3 +234,19 @@ async def test_a_hand_over_blocked_on_a_full_buffer_gives_way_when_the_flow_stop
     handed, _, _ = await drain(drain_messages, [[1, 2, 3, 4]], deliver=full_buffer)
     assert handed == [1, 2]  # the rest of the fetch is dropped, as Faust's getmany drops it when the flow stops
     assert app_consumer._read_offset[NEWS] == 1
+
+
+async def test_the_producer_learns_every_changelog_topic_before_a_table_is_written() -> None:
+    app = LeptonApp("fixes-test", broker="kafka://localhost:9092", store="memory://")
+    app.Table("card-state", partitions=2)
+    app.Table("merchant-state", partitions=2)
+    asked: list[str] = []
+
+    class Producer:
+        async def partitions_for(self, topic: str) -> set[int]:
+            asked.append(topic)
+            return {0, 1}
+
+    with patch.object(type(app.producer), "_ensure_producer", lambda self: Producer()):
+        await app.learn_changelog_partitions()
+    assert asked == ["fixes-test-card-state-changelog", "fixes-test-merchant-state-changelog"]

@@ -109,6 +109,18 @@ def test_score_batch_works_inside_inference_mode(model: FraudModel) -> None:
     assert len(scores[0].reasons) == len(scores[0].reason_codes) <= 3
 
 
+def test_only_rows_at_or_above_explain_from_are_explained_and_alike(model: FraudModel) -> None:
+    requests = [ScoreRequest(row()), ScoreRequest(takeover()), ScoreRequest(row(amount=2.0))]
+    everything = model.score_batch(requests)
+    cut = (everything[0].probability + everything[1].probability) / 2
+    assert everything[0].probability < cut <= everything[1].probability and everything[1].reasons
+    some = model.score_batch(requests, explain_from=cut)
+    assert [s.probability for s in some] == [s.probability for s in everything]
+    for full, partial in zip(everything, some, strict=True):
+        explained = full.probability >= cut
+        assert (partial.reasons, partial.reason_codes) == ((full.reasons, full.reason_codes) if explained else ([], []))
+
+
 async def test_score_batch_serves_the_dynamic_batcher(model: FraudModel) -> None:
     batcher: DynamicBatcher[ScoreRequest, FraudScore] = DynamicBatcher(
         model.score_batch, name="fraud-test", max_batch_size=8, max_wait_ms=5
