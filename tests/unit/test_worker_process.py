@@ -17,3 +17,8 @@ def test_empty_data_folders_are_removed_and_files_kept(tmp_path) -> None:
     remove_empty_folders(tmp_path / "never-made")
     assert not empty.exists()
     assert (kept / "v1" / "tables" / "state.db").exists() and not (kept / "v1" / "empty").exists()
+
+
+def test_a_folder_gone_already_is_fine(tmp_path) -> None:  # the workers of a group tidy the same folder side by side
+    remove_empty_folders(tmp_path / "gone")
+    assert not (tmp_path / "gone").exists()
