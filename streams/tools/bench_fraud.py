@@ -8,7 +8,7 @@ received to last delivery acknowledged. (b) Pipeline: a real fraud worker on the
 processed (the earliest `processed_at` in the index) to last document indexed (the worker's
 `lepton_documents_indexed_total`). (c) Sink ceiling: the documents (b) indexed, read back and bulk-indexed alone
 into a fresh index of the same template, in the sink's bulk size, first request to last response. (d) Alert
-latency: the same worker, now caught up, gets a fraud-rich mix at half of (b)'s rate for a fixed time; per alert
+latency: the same worker, now caught up, gets the same mix at half of (b)'s rate for a fixed time; per alert
 on `alerts.fraud`, latency = arrival at our consumer minus the moment its transaction was handed to the producer
 (matched by `event_ids[0]`).
 """
@@ -40,6 +40,7 @@ from streams.tools.worker_process import WorkerProcess, free_port, isolated
 
 console = Console(stderr=True)
 SEED, CARDS, SIM_RATE = 7, 300, 2.0
+FRAUD_RATE = 0.02  # of the payments, in every phase: half load is half the rate of the same traffic
 INDEXED = "lepton_documents_indexed_total"
 
 
@@ -242,7 +243,7 @@ def run(count: int = 10_000, seconds: float = 20.0, device: str = "auto") -> dic
     run = f"bench{uuid.uuid4().hex[:8]}"
     s, env = isolated(settings, run, "fraud")
     scratch = f"{s.topics.transactions}-ceiling"
-    history = transactions(count, utc_now() - timedelta(hours=6), fraud_rate=0.02)
+    history = transactions(count, utc_now() - timedelta(hours=6), fraud_rate=FRAUD_RATE)
     worker = WorkerProcess(env | {"LEPTON_MODELS__DEVICE": device},
                            settings.local.state_dir / "run" / f"{run}.log", free_port())
     client = connect(s.search)
@@ -265,7 +266,7 @@ def run(count: int = 10_000, seconds: float = 20.0, device: str = "auto") -> dic
         sink, sink_cores = sink_rate(s, client, indexed_documents(client, f"{s.search.index_prefix}-transactions-*"))
         rate = pipeline / 2
         start = datetime.fromisoformat(history[-1]["ts"]) + timedelta(seconds=5)
-        mixed = transactions(int(rate * seconds) + 1, start, fraud_rate=0.2, suffix="-l")
+        mixed = transactions(int(rate * seconds) + 1, start, fraud_rate=FRAUD_RATE, suffix="-l")
         console.print(f"(d) alert latency: {len(mixed)} transactions at {rate:.0f}/s...")
         latencies = asyncio.run(alert_latencies(s, worker, mixed, rate, count + len(mixed)))
     finally:
@@ -292,5 +293,5 @@ def run_workers(counts: list[int], count: int = 10_000, rounds: int = 3, device:
     (bench_workers.py)."""
     from streams.tools.bench_workers import scaling
 
-    history = transactions(count, utc_now() - timedelta(hours=6), fraud_rate=0.02)
+    history = transactions(count, utc_now() - timedelta(hours=6), fraud_rate=FRAUD_RATE)
     return scaling(get_settings(), "fraud", counts, history, rounds, device)
