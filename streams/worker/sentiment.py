@@ -83,6 +83,7 @@ class SentimentPipeline(Pipeline[NewsEvent, Headline]):
             model_name=result.model, model_version=result.version,
             topic=record.topic, partition=record.partition, offset=record.offset,
             label=result.label, score=max(-1.0, min(1.0, result.score)), probabilities=result.probabilities,
+            negative=result.negative, negative_threshold=result.negative_threshold,
             headline=event.headline, tickers=tickers_of(event), source=event.source,
         )
 
@@ -90,7 +91,7 @@ class SentimentPipeline(Pipeline[NewsEvent, Headline]):
         surges = []
         for doc in sorted(docs, key=lambda d: d.event_time):
             for ticker in doc.tickers:
-                surge = self.detector.observe(ticker, doc.event_time, doc.label == "bearish", doc.event_id)
+                surge = self.detector.observe(ticker, doc.event_time, doc.negative, doc.event_id)
                 if surge:
                     surges.append(surge)
         return surges
