@@ -92,3 +92,26 @@ def test_generated_headlines_are_distinct_and_seeded() -> None:
     assert len(headlines) == len(set(headlines)) == 500
     assert headlines == news_headlines(seed=3, count=500)
     assert headlines[:50] != news_headlines(seed=4, count=50)
+
+
+def test_resume_keeps_a_member_file_scores_it_and_records_that_it_was_not_trained_here(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from models.encoder import get_encoder
+    from models.sentiment_data import read_labelled_csv
+    from models.sentiment_teacher import Teacher, _trained_state, train_teacher
+
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\n" + "".join(f"headline number {i},{i % 3}\n" for i in range(30)))
+    out = tmp_path / "teacher"
+    out.mkdir()
+    member = new_member(get_encoder("cpu").model, dropout=0.1)
+    save_file(_trained_state(member), str(out / "member-0.safetensors"))
+    before = (out / "member-0.safetensors").read_bytes()
+    config = TeacherConfig(members=1, dev_fraction=0.2, epochs=1)
+    meta = train_teacher(data, read_labelled_csv(data), config, out, resume=True)
+    assert (out / "member-0.safetensors").read_bytes() == before  # loaded, not trained again
+    record = meta["members"][0]
+    assert record["resumed_from"] == "member-0.safetensors" and record["train_seconds"] is None
+    assert record["dev_metrics"]["n"] == 6 and meta["dev_metrics"] == record["dev_metrics"]
+    assert Teacher(out).probabilities(["headline number 1"]).shape == (1, 3)
