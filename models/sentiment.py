@@ -1,6 +1,8 @@
 """News sentiment: the shared MiniLM's bottom layers, then our fine-tuned top layers and a 3-way linear head.
 
-Output per text: bearish / neutral / bullish, the three probabilities, and score = P(bullish) - P(bearish).
+Output per text: bearish / neutral / bullish, the three calibrated probabilities (the logits divided by the
+artifact's temperature), score = P(bullish) - P(bearish), and `negative`: P(bearish) at or above the artifact's
+calibrated threshold (what the surge detector counts).
 
 Inference runs a TorchScript trace of the whole forward pass (`Scorer`), which executes without holding Python's
 GIL: in the worker the model threads share the interpreter with the event loop, and eager PyTorch takes the GIL
@@ -43,13 +45,17 @@ def default_artifact_dir() -> Path:
 
 @dataclass(frozen=True)
 class SentimentResult:
-    """One scored text: the label, its probabilities, a score in [-1, 1], and the model that said so."""
+    """One scored text: the label, its calibrated probabilities, a score in [-1, 1], whether it counts as negative
+    (P(bearish) >= negative_threshold; the top label when the artifact has no calibration: threshold None), and the
+    model that said so."""
 
     label: str
     probabilities: dict[str, float]
     score: float
     model: str
     version: str
+    negative: bool
+    negative_threshold: float | None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -82,18 +88,19 @@ def new_head(encoder: Encoder, frozen_layers: int, dropout: float = 0.1) -> Sent
 
 
 class Scorer(nn.Module):
-    """Token ids and attention mask to [n, 3] probabilities: the encoder's bottom layers, then the head."""
+    """Token ids and attention mask to [n, 3] probabilities: the bottom layers, the head, softmax(logits / T)."""
 
-    def __init__(self, bottom: nn.Module, head: SentimentHead, frozen_layers: int) -> None:
+    def __init__(self, bottom: nn.Module, head: SentimentHead, frozen_layers: int, temperature: float = 1.0) -> None:
         super().__init__()
         self.embeddings = bottom.embeddings
         self.layers = nn.ModuleList(list(bottom.encoder.layer)[:frozen_layers])
         self.head = head
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = self.embeddings(input_ids=input_ids)
         hidden = run_layers(self.layers, hidden, additive_mask(attention_mask, hidden.dtype))
-        return torch.softmax(self.head(hidden, attention_mask).float(), dim=-1)
+        return torch.softmax(self.head(hidden, attention_mask).float() / self.temperature, dim=-1)
 
 
 def traced(scorer: Scorer, example: Batch) -> torch.jit.ScriptModule:
@@ -107,15 +114,22 @@ def traced(scorer: Scorer, example: Batch) -> torch.jit.ScriptModule:
         return torch.jit.trace(scorer, (example.input_ids, example.attention_mask), check_trace=False)
 
 
-def results_from_probabilities(probs: torch.Tensor, model: str, version: str) -> list[SentimentResult]:
-    """Turn [n, 3] probabilities (dataset label order) into results; the score is clipped to [-1, 1]."""
+def results_from_probabilities(
+    probs: torch.Tensor, model: str, version: str, negative_threshold: float | None = None
+) -> list[SentimentResult]:
+    """Turn [n, 3] probabilities (dataset label order) into results; the score is clipped to [-1, 1].
+
+    `negative` is P(bearish) >= negative_threshold, or the top label being bearish when there is no threshold.
+    """
     rows = probs.detach().float().cpu().tolist()
     results = []
     for row in rows:
         best = max(range(len(LABELS)), key=row.__getitem__)
         score = min(1.0, max(-1.0, row[BULLISH] - row[BEARISH]))
         probabilities = {name: row[i] for i, name in enumerate(LABELS)}
-        results.append(SentimentResult(LABELS[best], probabilities, score, model, version))
+        negative = best == BEARISH if negative_threshold is None else row[BEARISH] >= negative_threshold
+        results.append(SentimentResult(LABELS[best], probabilities, score, model, version, negative,
+                                       negative_threshold))
     return results
 
 
@@ -129,6 +143,10 @@ class SentimentModel:
         self.version: str = meta["version"]
         self.frozen_layers: int = int(meta["frozen_layers"])
         self.quantized = quantize
+        calibration = meta.get("calibration") or {}
+        self.temperature = float(calibration.get("temperature", 1.0))
+        threshold = calibration.get("negative_threshold")
+        self.negative_threshold: float | None = None if threshold is None else float(threshold)
         bottom: nn.Module = encoder.model
         head = head.to(device=encoder.device, dtype=encoder.dtype).eval()
         if quantize:
@@ -140,7 +158,8 @@ class SentimentModel:
                 bottom = torch.ao.quantization.quantize_dynamic(encoder.model, {nn.Linear}, dtype=torch.qint8)
                 head = torch.ao.quantization.quantize_dynamic(head, {nn.Linear}, dtype=torch.qint8)
         self.head = head  # the eager module the trace was made from (tests compare the two)
-        self.scorer = traced(Scorer(bottom, head, self.frozen_layers), encoder.tokenize(TRACE_TEXTS))
+        scorer = Scorer(bottom, head, self.frozen_layers, self.temperature)
+        self.scorer = traced(scorer, encoder.tokenize(TRACE_TEXTS))
 
     @classmethod
     def load(cls, path: Path | None = None, device: str | None = None, quantize: bool = False) -> SentimentModel:
@@ -172,7 +191,7 @@ class SentimentModel:
         return self.scorer(batch.input_ids, batch.attention_mask)
 
     def probabilities(self, texts: list[str]) -> torch.Tensor:
-        """[n, 3] float32 probabilities on the CPU, in dataset label order (bearish, bullish, neutral)."""
+        """[n, 3] calibrated float32 probabilities on the CPU, in dataset label order (bearish, bullish, neutral)."""
         if not texts:
             return torch.empty((0, len(LABELS)))
         parts = []
@@ -183,4 +202,6 @@ class SentimentModel:
 
     def predict(self, texts: list[str]) -> list[SentimentResult]:
         """Score a list of texts, results in input order."""
-        return results_from_probabilities(self.probabilities(list(texts)), self.name, self.version_tag)
+        return results_from_probabilities(
+            self.probabilities(list(texts)), self.name, self.version_tag, self.negative_threshold
+        )

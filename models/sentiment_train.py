@@ -1,15 +1,18 @@
-"""Fine-tune the sentiment head: frozen bottom layers are run once and cached, then the top layers train.
+"""Train the shipped sentiment student: the frozen bottom layers are run once and cached, then the top layers train.
 
 Method ("cached frozen bottom"): the shared MiniLM's layers [0, frozen_layers) never change, so their token
-vectors for every training text are computed once (fp16, trimmed to each text's length). Only the top
-layers (copies of the encoder's) and a linear head train, for several epochs, from that cache: each epoch
-costs about a third of a full fine-tuning epoch, and the artifact holds only the top layers (fp16) and head.
-The best epoch is chosen by macro-F1 on a stratified dev fold split off the training file.
+vectors for every training text are computed once (fp16, trimmed to each text's length). Only the top layers
+(copies of the encoder's) and a linear head train, for several epochs, from that cache: each epoch costs about a
+third of a full fine-tuning epoch, and the artifact holds only the top layers (fp16) and the head.
+
+Distillation (with a teacher): each labelled headline's target is `hard_weight` x its label + the rest x the
+teacher's probabilities, and unlabelled headlines (generated ones, passed in by the caller) are trained on the
+teacher's probabilities alone. The best epoch is chosen by macro-F1 on the stratified dev fold of the training file,
+which also fits the temperature and the "negative" threshold (`models/sentiment_calibration.py`).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import random
 import time
@@ -19,22 +22,33 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
-from models.encoder import ENCODER_NAME, Encoder, get_encoder
+from models.encoder import ENCODER_NAME, MAX_LENGTH, Encoder, get_encoder
 from models.sentiment import LABELS, META_FILE, WEIGHTS_FILE, SentimentHead, new_head
+from models.sentiment_calibration import calibrate
 from models.sentiment_data import read_labelled_csv, sha256_of
+from models.sentiment_fit import (
+    ProgressFactory,
+    class_weights,
+    fit,
+    length_batches,
+    no_progress,
+    one_hot,
+    param_groups,
+    seed_everything,
+    soft_cross_entropy,
+    stratified_split,
+)
 from models.sentiment_metrics import classification_metrics
+from models.sentiment_teacher import indices_digest
+from streams.core.errors import ConfigurationError
 
 MODEL_NAME = "lepton-sentiment-minilm"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "2.0.0"
+EVAL_BATCH = 128
 
-# (description, total) -> advance(n): lets the CLI draw progress bars without this module knowing rich.
-ProgressFactory = Callable[[str, int], Callable[[int], None]]
-
-
-def _no_progress(description: str, total: int) -> Callable[[int], None]:
-    return lambda n: None
+# Texts -> [n, 3] teacher probabilities; None trains on the labels alone.
+SoftLabels = Callable[[list[str]], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -42,6 +56,7 @@ class TrainConfig:
     """Everything that determines a training run (recorded in meta.json)."""
 
     seed: int = 13
+    split_seed: int = 13
     epochs: int = 5
     frozen_layers: int = 4
     batch_size: int = 32
@@ -52,6 +67,7 @@ class TrainConfig:
     dropout: float = 0.1
     dev_fraction: float = 0.1
     class_weighted: bool = True
+    hard_weight: float = 0.5
     threads: int = 2
 
 
@@ -63,28 +79,12 @@ class TrainReport:
     config: TrainConfig
     best_epoch: int
     dev_metrics: dict[str, Any]
+    calibration: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    labelled: int = 0
+    unlabelled: int = 0
     cache_seconds: float = 0.0
     train_seconds: float = 0.0
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python and torch so a run can be repeated."""
-    random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def stratified_split(labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """(train indices, dev indices), with each label's share kept in the dev fold."""
-    rng = random.Random(seed)
-    train, dev = [], []
-    for label in sorted(set(labels)):
-        members = [i for i, y in enumerate(labels) if y == label]
-        rng.shuffle(members)
-        cut = round(len(members) * fraction)
-        dev += members[:cut]
-        train += members[cut:]
-    return sorted(train), sorted(dev)
 
 
 @torch.inference_mode()
@@ -92,7 +92,7 @@ def build_cache(
     encoder: Encoder, texts: list[str], frozen_layers: int, progress: ProgressFactory, batch_size: int = 64
 ) -> list[torch.Tensor]:
     """Per text, the fp16 token vectors [tokens, hidden] after the frozen layers (padding trimmed)."""
-    lengths = [len(ids) for ids in encoder.tokenizer(texts, truncation=True, max_length=64)["input_ids"]]
+    lengths = [len(ids) for ids in encoder.tokenizer(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]]
     order = sorted(range(len(texts)), key=lengths.__getitem__)
     cache: list[torch.Tensor] = [torch.empty(0)] * len(texts)
     advance = progress("cache frozen layers", len(texts))
@@ -118,124 +118,113 @@ def collate(cache: list[torch.Tensor], indices: list[int]) -> tuple[torch.Tensor
     return hidden, mask
 
 
-def length_batches(cache: list[torch.Tensor], indices: list[int], size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches of similar-length texts (less padding), in shuffled order."""
-    shuffled = indices[:]
-    rng.shuffle(shuffled)
-    batches = []
-    pool = size * 50
-    for start in range(0, len(shuffled), pool):
-        group = sorted(shuffled[start : start + pool], key=lambda i: cache[i].shape[0])
-        batches += [group[j : j + size] for j in range(0, len(group), size)]
-    rng.shuffle(batches)
-    return batches
-
-
 @torch.inference_mode()
-def predict_cached(head: SentimentHead, cache: list[torch.Tensor], indices: list[int]) -> list[int]:
-    """Predicted label ids for cached texts."""
+def logits_cached(head: SentimentHead, cache: list[torch.Tensor], indices: list[int]) -> torch.Tensor:
+    """[len(indices), 3] logits for cached texts, in the order of `indices`."""
     head.eval()
-    predicted: list[int] = []
-    ordered = sorted(indices, key=lambda i: cache[i].shape[0])
-    by_index: dict[int, int] = {}
-    for start in range(0, len(ordered), 128):
-        chunk = ordered[start : start + 128]
-        logits = head(*collate(cache, chunk))
-        by_index.update(zip(chunk, logits.argmax(dim=-1).tolist(), strict=True))
-    predicted = [by_index[i] for i in indices]
-    return predicted
+    ordered = sorted(range(len(indices)), key=lambda r: cache[indices[r]].shape[0])
+    out = torch.empty(len(indices), len(LABELS))
+    for start in range(0, len(ordered), EVAL_BATCH):
+        rows = ordered[start : start + EVAL_BATCH]
+        out[rows] = head(*collate(cache, [indices[r] for r in rows])).float()
+    return out
 
 
 def _optimizer(head: SentimentHead, config: TrainConfig) -> torch.optim.Optimizer:
-    no_decay = ("bias", "LayerNorm.weight")
-    groups: list[dict[str, Any]] = []
-    for module, lr in ((head.layers, config.layer_lr), (head.classifier, config.head_lr)):
-        named = list(module.named_parameters())
-        groups.append(
-            {"params": [p for n, p in named if not n.endswith(no_decay)], "lr": lr, "weight_decay": config.weight_decay}
-        )
-        groups.append({"params": [p for n, p in named if n.endswith(no_decay)], "lr": lr, "weight_decay": 0.0})
+    groups = param_groups(head.layers, config.layer_lr, config.weight_decay)
+    groups += param_groups(head.classifier, config.head_lr, config.weight_decay)
     return torch.optim.AdamW(groups)
 
 
-def _class_weights(labels: list[int], indices: list[int]) -> torch.Tensor:
-    counts = torch.bincount(torch.tensor([labels[i] for i in indices]), minlength=len(LABELS)).float()
-    weights = (counts.sum() / counts).sqrt()
-    return weights / weights.mean()
+def targets_for(
+    labels: list[int], train_idx: list[int], unlabelled: list[str], texts: list[str], config: TrainConfig,
+    soft_labels: SoftLabels | None,
+) -> torch.Tensor:
+    """[len(texts), 3] targets: one-hot labels, mixed with the teacher's probabilities where there is a teacher.
 
-
-def train_head(
-    cache: list[torch.Tensor],
-    labels: list[int],
-    train_idx: list[int],
-    dev_idx: list[int],
-    head: SentimentHead,
-    config: TrainConfig,
-    progress: ProgressFactory = _no_progress,
-    on_epoch: Callable[[dict[str, Any]], None] | None = None,
-) -> tuple[SentimentHead, int, dict[str, Any], list[dict[str, Any]]]:
-    """Train on the cache; returns (best head by dev macro-F1, best epoch, its dev metrics, per-epoch history)."""
-    rng = random.Random(config.seed)
-    optimizer = _optimizer(head, config)
-    steps = config.epochs * -(-len(train_idx) // config.batch_size)
-    warmup = max(1, int(steps * config.warmup_fraction))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
-    )
-    weights = _class_weights(labels, train_idx) if config.class_weighted else None
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
-    target = torch.tensor(labels)
-    best: tuple[float, int, dict[str, Any], dict[str, torch.Tensor]] | None = None
-    history = []
-    for epoch in range(1, config.epochs + 1):
-        head.train()
-        advance = progress(f"epoch {epoch}/{config.epochs}", len(train_idx))
-        total = 0.0
-        for batch in length_batches(cache, train_idx, config.batch_size, rng):
-            hidden, mask = collate(cache, batch)
-            loss = loss_fn(head(hidden, mask), target[batch])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            total += loss.item() * len(batch)
-            advance(len(batch))
-        metrics = classification_metrics([labels[i] for i in dev_idx], predict_cached(head, cache, dev_idx))
-        history.append({"epoch": epoch, "train_loss": round(total / len(train_idx), 4), **metrics})
-        if on_epoch:
-            on_epoch(history[-1])
-        if best is None or metrics["macro_f1"] > best[0]:
-            best = (metrics["macro_f1"], epoch, metrics, copy.deepcopy(head.state_dict()))
-    assert best is not None
-    head.load_state_dict(best[3])
-    return head.eval(), best[1], best[2], history
+    `texts` is the labelled file's texts followed by `unlabelled`; rows outside `train_idx` (the dev fold) keep
+    their one-hot label and are never trained on.
+    """
+    hard = one_hot(labels)
+    if soft_labels is None:
+        return hard
+    taught = [texts[i] for i in train_idx] + unlabelled
+    soft = soft_labels(taught)
+    targets = torch.cat([hard, torch.zeros(len(unlabelled), len(LABELS))])
+    targets[train_idx] = config.hard_weight * hard[train_idx] + (1 - config.hard_weight) * soft[: len(train_idx)]
+    targets[len(labels) :] = soft[len(train_idx) :]
+    return targets
 
 
 def train(
     data: Path,
     config: TrainConfig,
-    progress: ProgressFactory = _no_progress,
+    progress: ProgressFactory = no_progress,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    soft_labels: SoftLabels | None = None,
+    unlabelled: list[str] | None = None,
 ) -> TrainReport:
-    """Read the CSV, split the dev fold, cache the frozen layers, train the top; CPU, `config.threads` threads."""
+    """Read the CSV, split the dev fold, cache the frozen layers, train the top, calibrate; CPU, `config.threads`."""
     torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     rows = read_labelled_csv(data)
-    train_idx, dev_idx = stratified_split(rows.labels, config.dev_fraction, config.seed)
+    train_idx, dev_idx = stratified_split(rows.labels, config.dev_fraction, config.split_seed)
+    known = set(rows.texts)
+    extra = list(dict.fromkeys(t for t in (unlabelled or []) if t not in known)) if soft_labels else []
+    texts = rows.texts + extra
+    targets = targets_for(rows.labels, train_idx, extra, texts, config, soft_labels)
+    taught = train_idx + list(range(len(rows.texts), len(texts)))
     encoder = get_encoder("cpu")
     started = time.monotonic()
-    cache = build_cache(encoder, rows.texts, config.frozen_layers, progress)
+    cache = build_cache(encoder, texts, config.frozen_layers, progress)
     cached = time.monotonic()
     head = new_head(encoder, config.frozen_layers, config.dropout)
-    head, best_epoch, dev_metrics, history = train_head(
-        cache, rows.labels, train_idx, dev_idx, head, config, progress, on_epoch
+    weights = class_weights(targets[taught]) if config.class_weighted else None
+    lengths = [c.shape[0] for c in cache]
+    rng = random.Random(config.seed)
+    dev_labels = [rows.labels[i] for i in dev_idx]
+
+    def loss_of(batch: list[int]) -> torch.Tensor:
+        return soft_cross_entropy(head(*collate(cache, batch)), targets[batch], weights)
+
+    def evaluate() -> dict[str, Any]:
+        return classification_metrics(dev_labels, logits_cached(head, cache, dev_idx).argmax(dim=-1).tolist())
+
+    result = fit(
+        head,
+        _optimizer(head, config),
+        lambda: length_batches(lengths, taught, config.batch_size, rng),
+        loss_of,
+        evaluate,
+        config.epochs,
+        config.warmup_fraction,
+        progress,
+        on_epoch,
     )
-    return TrainReport(head, config, best_epoch, dev_metrics, history, cached - started, time.monotonic() - cached)
+    trained = time.monotonic()
+    calibration = calibrate(logits_cached(head, cache, dev_idx), dev_labels)
+    return TrainReport(head, config, result.best_epoch, result.dev_metrics, calibration, result.history,
+                       len(train_idx), len(extra), cached - started, trained - cached)
 
 
-def save_artifact(report: TrainReport, data: Path, out: Path) -> dict[str, Any]:
-    """Write weights.safetensors (top layers and head, fp16) and meta.json; returns the meta."""
+def check_teacher(teacher_meta: dict[str, Any], data: Path, config: TrainConfig) -> None:
+    """Refuse a teacher trained on another file or another split: it would have seen the student's dev fold."""
+    rows = read_labelled_csv(data)
+    _, dev_idx = stratified_split(rows.labels, config.dev_fraction, config.split_seed)
+    if teacher_meta["data_sha256"] != sha256_of(data) or teacher_meta["dev_indices_sha256"] != indices_digest(dev_idx):
+        raise ConfigurationError(
+            "The teacher was trained on another file or split; its dev fold must be the student's "
+            "(same --data, --split-seed and --dev-fraction)."
+        )
+
+
+def save_artifact(
+    report: TrainReport, data: Path, out: Path, recipe: list[str], teacher: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write weights.safetensors (top layers and head, fp16) and meta.json; returns the meta.
+
+    `recipe` is the commands that reproduce the artifact; `teacher` the teacher's configuration and dev figures.
+    """
     from safetensors.torch import save_file
 
     out.mkdir(parents=True, exist_ok=True)
@@ -246,16 +235,22 @@ def save_artifact(report: TrainReport, data: Path, out: Path) -> dict[str, Any]:
         "version": MODEL_VERSION,
         "encoder": ENCODER_NAME,
         "method": "cached frozen bottom: MiniLM layers [0, frozen_layers) frozen and shared with the encoder, "
-        "top layers fine-tuned with a mean-pooled linear head; weights stored in fp16",
+        "top layers fine-tuned with a mean-pooled linear head"
+        + (", distilled from an ensemble of fully fine-tuned MiniLM encoders" if teacher else "")
+        + "; weights stored in fp16",
+        "recipe": recipe,
         "frozen_layers": report.config.frozen_layers,
         "trained_layers": len(report.head.layers),
         "dropout": report.config.dropout,
-        "max_length": 64,
+        "max_length": MAX_LENGTH,
         "labels": {str(i): name for i, name in enumerate(LABELS)},
+        "calibration": report.calibration,
         "training": {
             **asdict(report.config),
             "data_file": data.name,
             "data_sha256": sha256_of(data),
+            "labelled_texts": report.labelled,
+            "unlabelled_texts": report.unlabelled,
             "best_epoch": report.best_epoch,
             "cache_seconds": round(report.cache_seconds, 1),
             "train_seconds": round(report.train_seconds, 1),
@@ -263,5 +258,7 @@ def save_artifact(report: TrainReport, data: Path, out: Path) -> dict[str, Any]:
         },
         "dev_metrics": report.dev_metrics,
     }
+    if teacher:
+        meta["teacher"] = teacher
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return meta

@@ -25,6 +25,8 @@ MAPPINGS: dict[str, dict[str, Any]] = {
         "label": {"type": "keyword"},
         "score": {"type": "float"},
         "probabilities": {"properties": {k: {"type": "float"} for k in ("bearish", "neutral", "bullish")}},
+        "negative": {"type": "boolean"},
+        "negative_threshold": {"type": "float"},
         "headline": {"type": "text"},
         "tickers": {"type": "keyword"},
         "source": {"type": "keyword"},

@@ -1,5 +1,5 @@
-"""Labelled data from the generators, for `train`/`eval` when no file is given: card transactions with their truth
-(fraud) and a shop's catalog with click sessions (recommendations)."""
+"""Data from the generators, for `train`/`eval` when no file is given: card transactions with their truth (fraud),
+a shop's catalog with click sessions (recommendations), and unlabelled finance-style headlines (for distillation)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from models.fraud_features import FeatureConfig
 from streams.core.events import CatalogItem, ClickEvent, Transaction
 from streams.core.settings import get_settings
 from streams.generators import TransactionGenerator
+from streams.generators.news import NewsGenerator
 from streams.generators.session_shop import SessionShopSimulator, catalog_records
 from streams.generators.shop import ClickGenerator, build_catalog
 
@@ -24,6 +25,7 @@ SEGMENTS: list[tuple[float, int, float]] = [(0.04, 2000, 0.55), (0.015, 800, 0.3
 GENERATOR_EPOCH = datetime(2026, 1, 5, tzinfo=UTC)
 GENERATOR_KEY = b"lepton-fraud-training-key-not-secret"  # tokens only need to be stable within a run
 SHOP_START = datetime(2024, 1, 1, tzinfo=UTC)  # fixed, so a seed means the same clicks on any day
+NEWS_START = datetime(2024, 1, 1, tzinfo=UTC)
 SHOP_RATE = 0.022  # simulated clicks per second: 40,000 clicks span about three weeks
 
 
@@ -68,3 +70,17 @@ def shop_data(seed: int, items: int | None = None, users: int | None = None, eve
         raise ValueError(f"unknown simulator {simulator!r} (shop or sessions)")
     clicks = (ClickEvent.model_validate(record) for record, _ in itertools.islice(generator, events))
     return catalog, clicks
+
+
+def news_headlines(seed: int, count: int) -> list[str]:
+    """`count` distinct headlines from the news generator (its labels are dropped: a teacher labels them), in order.
+
+    The generator repeats a template now and then; duplicates are skipped, and the run stops after 50 x count items
+    should the templates run out of distinct fillings.
+    """
+    found: dict[str, None] = {}
+    for item in itertools.islice(NewsGenerator(seed=seed, start=NEWS_START), 50 * count):
+        found[str(item.record["headline"])] = None
+        if len(found) == count:
+            break
+    return list(found)

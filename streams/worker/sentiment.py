@@ -83,7 +83,7 @@ class SentimentPipeline(Pipeline[NewsEvent, Headline]):
         mentions: dict[str, list[tuple[str, datetime, bool]]] = {}
         for doc in sorted(docs, key=lambda d: d.event_time):
             for ticker in doc.tickers:
-                mentions.setdefault(ticker, []).append((doc.event_id, doc.event_time, doc.label == "bearish"))
+                mentions.setdefault(ticker, []).append((doc.event_id, doc.event_time, doc.negative))
         if not mentions:
             return []
         topic, model = self.settings.topics.news_by_ticker, docs[0]
@@ -97,5 +97,6 @@ class SentimentPipeline(Pipeline[NewsEvent, Headline]):
             model_name=result.model, model_version=result.version,
             topic=record.topic, partition=record.partition, offset=record.offset,
             label=result.label, score=max(-1.0, min(1.0, result.score)), probabilities=result.probabilities,
+            negative=result.negative, negative_threshold=result.negative_threshold,
             headline=event.headline, tickers=tickers_of(event), source=event.source,
         )

@@ -1,4 +1,5 @@
-"""The committed artifact loads on the real encoder and reads made-up headlines the way a trader would."""
+"""The committed artifact loads offline on the real encoder, reads made-up headlines the way a trader would, and
+reproduces the validation figures its meta.json and the docs report."""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ import torch
 from typer.testing import CliRunner
 
 from models.encoder import MAX_LENGTH, get_encoder
-from models.sentiment import Scorer, SentimentModel
+from models.sentiment import LABELS, META_FILE, Scorer, SentimentModel, default_artifact_dir
+from models.sentiment_data import read_labelled_csv, sha256_of
+from models.sentiment_eval import evaluate
 from streams.cli.sentiment import register
+
+ROOT = Path(__file__).resolve().parents[2]
+VALID = ROOT.parent / "shared" / "data" / "sentiment" / "tfns_valid.csv"  # where the project's README puts the data
 
 BULLISH = [
     "Acme Corp shares soar after record quarterly profit and raised full-year guidance",
@@ -41,7 +47,7 @@ UNEVEN = [f"{headline} ({n})" * (n % 4 + 1) for n, headline in enumerate(BEARISH
 @pytest.mark.parametrize("texts", [["Up"], BULLISH + BEARISH, UNEVEN], ids=["one short", "four", "forty uneven"])
 def test_the_traced_scorer_gives_the_eager_results_for_any_batch_shape(model: SentimentModel, texts: list[str]) -> None:
     batch = model.encoder.tokenize(texts)
-    eager = Scorer(model.encoder.model, model.head, model.frozen_layers)
+    eager = Scorer(model.encoder.model, model.head, model.frozen_layers, model.temperature)
     with torch.inference_mode():
         torch.testing.assert_close(model.scorer(batch.input_ids, batch.attention_mask),
                                    eager(batch.input_ids, batch.attention_mask))
@@ -70,10 +76,43 @@ def test_eval_json_prints_exactly_the_metrics(tmp_path: Path, model: SentimentMo
     data.write_text("text,label\n" + "".join(f'"{t}",1\n' for t in BULLISH) + "".join(f'"{t}",0\n' for t in BEARISH))
     result = CliRunner().invoke(app, ["eval", "sentiment", "--data", str(data), "--json"])
     assert result.exit_code == 0, result.output
-    metrics = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(metrics) == {"accuracy", "macro_f1", "confusion_matrix", "n"}
-    assert metrics["n"] == 4 and metrics["accuracy"] == 1.0
-    assert metrics["confusion_matrix"] == [[2, 0, 0], [0, 2, 0], [0, 0, 0]]
+    metrics = json.loads(result.stdout)
+    assert set(metrics) == {"accuracy", "macro_f1", "weighted_f1", "per_class", "confusion", "n", "calibration"}
+    assert metrics["n"] == 4 and metrics["accuracy"] == 1.0 and metrics["weighted_f1"] == 1.0
+    assert metrics["confusion"] == [[2, 0, 0], [0, 2, 0], [0, 0, 0]]
+    assert set(metrics["per_class"]) == set(LABELS)
+    assert metrics["per_class"]["bearish"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 2}
+    assert metrics["per_class"]["neutral"]["support"] == 0
+    calibration = metrics["calibration"]
+    assert calibration["temperature"] == model.temperature and sum(b["n"] for b in calibration["reliability"]) == 4
+    assert calibration["negative"]["threshold"] == model.negative_threshold
+    assert {"ece", "nll", "brier"} <= set(calibration["before"])
+
+
+def test_the_artifact_is_the_shipped_architecture_calibrated_and_small() -> None:
+    artifact = default_artifact_dir()
+    meta = json.loads((artifact / META_FILE).read_text())
+    assert (meta["frozen_layers"], meta["trained_layers"]) == (4, 2)  # same size and inference path as before
+    assert sum(f.stat().st_size for f in artifact.iterdir()) < 30e6
+    calibration = meta["calibration"]
+    assert 0.05 <= calibration["temperature"] <= 20 and 0.05 <= calibration["negative_threshold"] <= 0.95
+    assert calibration["dev_after"]["nll"] <= calibration["dev_before"]["nll"]  # fitted to lower the dev NLL
+    assert meta["training"]["data_file"] == "tfns_train.csv" and meta["recipe"]
+
+
+@pytest.mark.skipif(not VALID.is_file(), reason="the labelled validation file is not beside the repository")
+def test_the_artifact_reproduces_its_reported_validation_figures_and_the_docs_quote_them(model: SentimentModel) -> None:
+    reported = model.meta["eval"]
+    assert reported["data_sha256"] == sha256_of(VALID)
+    metrics = evaluate(model, read_labelled_csv(VALID))
+    for key in ("accuracy", "macro_f1", "weighted_f1"):
+        assert metrics[key] == pytest.approx(reported["fp32"][key], abs=0.002), key
+    for name in LABELS:
+        assert metrics["per_class"][name]["f1"] == pytest.approx(reported["fp32"]["per_class"][name]["f1"], abs=0.003)
+    assert metrics["calibration"]["ece"] == pytest.approx(reported["fp32"]["calibration"]["ece"], abs=0.003)
+    docs = (ROOT / "docs" / "models.md").read_text()
+    for key in ("accuracy", "macro_f1", "weighted_f1"):
+        assert f"{reported['fp32'][key]:.4f}" in docs, f"docs/models.md does not quote the {key} in meta.json"
 
 
 def test_tokenize_pads_and_truncates_as_the_transformers_tokenizer_does_from_many_threads_at_once() -> None:

@@ -29,7 +29,16 @@ def test_result_label_probabilities_and_score() -> None:
     assert neutral.score == pytest.approx(0.0)
     assert bearish.probabilities == pytest.approx({"bearish": 0.7, "bullish": 0.1, "neutral": 0.2})
     assert (bullish.model, bullish.version) == ("m", "1.0.0")
-    assert set(bullish.to_dict()) == {"label", "probabilities", "score", "model", "version"}
+    assert set(bullish.to_dict()) == {"label", "probabilities", "score", "model", "version", "negative",
+                                      "negative_threshold"}
+    assert [r.negative for r in (bearish, bullish, neutral)] == [True, False, False]  # no threshold: the top label
+
+
+def test_negative_is_p_bearish_at_or_above_the_threshold_whatever_the_top_label() -> None:
+    probs = torch.tensor([[0.35, 0.05, 0.6], [0.34, 0.33, 0.33], [0.3, 0.1, 0.6]])
+    results = results_from_probabilities(probs, "m", "v", negative_threshold=0.34)
+    assert [(r.label, r.negative) for r in results] == [("neutral", True), ("bearish", True), ("neutral", False)]
+    assert {r.negative_threshold for r in results} == {0.34}
 
 
 def test_score_stays_within_bounds() -> None:

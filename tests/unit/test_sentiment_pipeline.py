@@ -38,14 +38,20 @@ class FakeSink:
         return refused
 
 
+THRESHOLD = 0.4  # the fake model's calibrated negative threshold
+
+
 def result(text: str) -> SentimentResult:
-    bearish = "plunge" in text
-    probs = (
-        {"bearish": 0.9, "neutral": 0.05, "bullish": 0.05}
-        if bearish
-        else {"bearish": 0.05, "neutral": 0.15, "bullish": 0.8}
-    )
-    return SentimentResult("bearish" if bearish else "bullish", probs, probs["bullish"] - probs["bearish"], "fake", "1")
+    """"plunge": bearish; "clouded": neutral on top but P(bearish) over the threshold (negative); else bullish."""
+    if "plunge" in text:
+        probs = {"bearish": 0.9, "neutral": 0.05, "bullish": 0.05}
+    elif "clouded" in text:
+        probs = {"bearish": 0.45, "neutral": 0.5, "bullish": 0.05}
+    else:
+        probs = {"bearish": 0.05, "neutral": 0.15, "bullish": 0.8}
+    label = max(probs, key=probs.__getitem__)
+    return SentimentResult(label, probs, probs["bullish"] - probs["bearish"], "fake", "1",
+                           probs["bearish"] >= THRESHOLD, THRESHOLD)
 
 
 def news(i: int, headline: str, tickers: list[str], minutes_ago: float = 5) -> bytes:
@@ -106,6 +112,8 @@ async def test_valid_events_become_documents_with_their_coordinates() -> None:
     docs = {d.id: d for d in sink.written}
     assert set(docs) == {"n-1", "n-2"}
     assert docs["n-2"].body["label"] == "bearish" and docs["n-2"].body["score"] < 0
+    assert (docs["n-2"].body["negative"], docs["n-1"].body["negative"]) == (True, False)
+    assert docs["n-1"].body["negative_threshold"] == THRESHOLD
     assert (docs["n-1"].body["topic"], docs["n-1"].body["partition"], docs["n-1"].body["offset"]) == ("news", 1, 100)
     assert docs["n-1"].index.startswith("lepton-news-")
 
@@ -169,6 +177,16 @@ async def test_a_surge_raises_one_alert_on_topic_and_index() -> None:
     await pipeline.process(records([news(99, "Acme stock plunge", ["ACME"], minutes_ago=1)]))
     again = await surge.process(by_ticker(sent, mark))
     assert again.alerts == []  # the same surge does not alert twice
+
+
+async def test_the_surge_detector_counts_the_calibrated_negative_flag_not_the_top_label() -> None:
+    pipeline, sink, sent = make()
+    batch = [news(i, "Acme outlook clouded", ["ACME"], minutes_ago=3 - i / 10) for i in range(12)]
+    await pipeline.process(records(batch))
+    assert {d.body["label"] for d in sink.written if d.index.startswith("lepton-news-")} == {"neutral"}
+    assert {d.body["negative"] for d in sink.written if d.index.startswith("lepton-news-")} == {True}
+    outcome = await surge_stage(sink, sent).process(by_ticker(sent))
+    assert [a.subject for a in outcome.alerts] == ["ACME"]
 
 
 def test_tickers_come_from_the_field_and_cashtags() -> None:

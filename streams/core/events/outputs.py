@@ -43,11 +43,16 @@ class ScoredDoc(OutputDoc):
 
 
 class SentimentDoc(ScoredDoc):
-    """Sentiment of one news item: label, signed score in [-1, 1], class probabilities."""
+    """Sentiment of one news item: label, signed score in [-1, 1], calibrated class probabilities, and whether it
+    counts as negative news (what the surge detector counts)."""
 
     label: Literal["bearish", "neutral", "bullish"]
     score: Annotated[float, Field(ge=-1.0, le=1.0, description="P(bullish) - P(bearish)")]
     probabilities: dict[Literal["bearish", "neutral", "bullish"], Probability]
+    negative: bool = Field(description="calibrated P(bearish) >= negative_threshold (the top label is bearish when "
+                                       "the model has no calibrated threshold)")
+    negative_threshold: Probability | None = Field(
+        None, description="the model's calibrated threshold on P(bearish); null when it has none")
     headline: str
     tickers: list[str] = Field(default_factory=list)
     source: str
