@@ -117,7 +117,7 @@ class ScaleFigures:
 
 def scale_workload(events: int, seed: int) -> tuple[list[Message], list[PlantedSurge]]:
     """`events` valid news and transactions, interleaved; the news carry whole negative surges on three tickers."""
-    per_surge = max(30, events // 25)
+    per_surge = max(40, events // 20)  # the model flags about 60% of the generator's negative headlines
     news_count = events // 2
     background = news_count - per_surge * len(SURGE_TICKERS)  # news seconds at one background headline a second
     if background < 4 * SURGE_S:

@@ -42,6 +42,7 @@ def _documents(settings: Settings) -> dict[str, list[Any]]:
         score = {"bearish": -rng.uniform(0.3, 0.9), "neutral": rng.uniform(-0.2, 0.2), "bullish": rng.uniform(0.3, 0.9)}
         probabilities = {"bearish": 0.2, "neutral": 0.6, "bullish": 0.2}
         news.append(SentimentDoc(**_scored(i, "news"), label=label, score=score[label], probabilities=probabilities,
+                                 negative=label == "bearish", negative_threshold=0.55,
                                  headline=f"headline {i}", tickers=[TICKERS[i % 3]], source="wire"))
     transactions = []
     for i in range(80):

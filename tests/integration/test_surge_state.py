@@ -25,8 +25,8 @@ from streams.tools.worker_process import WorkerProcess, free_port, isolated
 
 TICKER, HALF = "ACME", 8
 SURGE = {"min_negative": 12, "min_share": 0.4, "max_p_value": 1e-3}
-NEGATIVE = ["{co} shares tumble {n}% after profit warning", "{co} misses bond payment; rating cut to junk",
-            "{co} suspends dividend as cash runs low", "Regulators open investigation into {co} accounting"]
+NEGATIVE = ["{co} shares tumble {n}% after profit warning", "{co} misses bond payment; shares plunge",
+            "{co} suspends dividend as cash runs low", "{co} cuts guidance; shares slump {n}%"]
 
 
 def headlines(first: int, count: int, start: datetime) -> list[dict]:
