@@ -79,6 +79,7 @@ class Runtime:
 
         async def run(records: list[Record]) -> None:
             assert self.checkpoint is not None, "await ready() first"
+            await self.app.learn_changelog_partitions()  # before the batch writes a table (faust_fixes.py, fix 6)
             await self.checkpoint.run(pipeline, self.pipelines[pipeline].process, records)
 
         return run
@@ -106,7 +107,6 @@ class Runtime:
 
     async def _start(self) -> None:
         s = self.settings
-        await self.app.learn_changelog_partitions()  # faust_fixes.py, fix 6
         share_cpu_threads(s.batching.model_threads)  # each batcher runs this many batches at once
         self.sink = SearchSink(await asyncio.to_thread(connect, s.search), s.search)
         await self.sink.start()
