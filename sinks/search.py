@@ -6,12 +6,14 @@ Elasticsearch 8.x gets the `elasticsearch` client, OpenSearch gets `opensearch-p
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import requests
+from pydantic import BaseModel
 
 from streams.core.errors import SearchError
 from streams.core.settings import SearchSettings
@@ -21,11 +23,23 @@ Distribution = Literal["elasticsearch", "opensearch"]
 
 @dataclass(frozen=True)
 class Doc:
-    """One document to index: its index, its deterministic id, and its body."""
+    """One document to index: its index, its deterministic id, and its body as JSON (serialised where it is built,
+    by pydantic's serialiser for the pipelines' documents, so the sink only joins bytes)."""
 
     index: str
     id: str
-    body: dict[str, Any]
+    source: bytes
+
+    @classmethod
+    def of(cls, index: str, id: str, body: BaseModel | dict[str, Any]) -> Doc:
+        """A document from a pydantic model (serialised by pydantic, in Rust) or a plain JSON-ready dict."""
+        source = body.model_dump_json().encode() if isinstance(body, BaseModel) else json.dumps(body).encode()
+        return cls(index, id, source)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The body, parsed (for readers and tests; the sink never parses it)."""
+        return json.loads(self.source)
 
 
 @dataclass(frozen=True)
@@ -182,10 +196,10 @@ def bulk_result(items: list[dict[str, Any]]) -> BulkResult:
     return BulkResult(indexed, errors)
 
 
-def bulk_body(docs: Iterable[Doc]) -> list[dict[str, Any]]:
-    """The NDJSON lines of a bulk request: deterministic ids make a replay overwrite, not duplicate."""
-    body: list[dict[str, Any]] = []
+def bulk_body(docs: Iterable[Doc]) -> bytes:
+    """The NDJSON body of a bulk request: deterministic ids make a replay overwrite, not duplicate."""
+    lines: list[bytes] = []
     for doc in docs:
-        body.append({"index": {"_index": doc.index, "_id": doc.id}})
-        body.append(doc.body)
-    return body
+        lines.append(json.dumps({"index": {"_index": doc.index, "_id": doc.id}}).encode())
+        lines.append(doc.source)
+    return b"\n".join(lines) + b"\n" if lines else b""

@@ -38,6 +38,8 @@ def sentiment(
 def fraud(
     count: int = typer.Option(10_000, min=500, help="Transactions on the shared topic (ceiling and pipeline)."),
     seconds: float = typer.Option(20.0, min=5, help="How long to produce at half rate for alert latency."),
+    latency_rate: float | None = typer.Option(None, "--latency-rate", min=1, help="Measure alert latency at this "
+                                              "many transactions/s instead of half the pipeline's rate."),
     rounds: int = typer.Option(3, min=1, max=9, help="With --workers: rounds of every count (the median is shown)."),
     device: str = DEVICE,
     workers: str | None = WORKERS,
@@ -56,7 +58,7 @@ def fraud(
     elif workers:
         result = bench_fraud.run_workers(parse_counts(workers), count, rounds, device)
     else:
-        result = bench_fraud.run(count, seconds, device)
+        result = bench_fraud.run(count, seconds, device, latency_rate)
     print_result("lepton bench fraud", result, json_output)
 
 

@@ -45,6 +45,9 @@ def train_sentiment(
     seed: int = typer.Option(13, "--seed", help="Seed of the initialisation and shuffling."),
     split_seed: int = typer.Option(13, "--split-seed", help="Seed of the dev split (the teacher's must match)."),
     epochs: int = typer.Option(5, "--epochs", min=1, help="Epochs over the cached features."),
+    frozen_layers: int = typer.Option(4, "--frozen-layers", min=0, max=5, help="Bottom MiniLM layers kept frozen and "
+                                      "shared with the encoder; the layers above them are fine-tuned (0: all six)."),
+    layer_lr: float = typer.Option(2e-4, "--layer-lr", min=1e-6, max=1e-2, help="Learning rate of the trained layers."),
     out: Path | None = typer.Option(None, "--out", help="Artifact folder (default: models/artifacts/sentiment)."),
     dev_fraction: float = typer.Option(0.1, "--dev-fraction", min=0.02, max=0.5, help="Share held out as dev."),
     threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
@@ -57,9 +60,9 @@ def train_sentiment(
     from streams.tools.generated_data import news_headlines
 
     config = TrainConfig(seed=seed, split_seed=split_seed, epochs=epochs, dev_fraction=dev_fraction,
-                         hard_weight=hard_weight, threads=threads)
+                         hard_weight=hard_weight, threads=threads, frozen_layers=frozen_layers, layer_lr=layer_lr)
     command = f"lepton train sentiment --data {data.name} --seed {seed} --split-seed {split_seed} --epochs {epochs} " \
-              f"--dev-fraction {dev_fraction}"
+              f"--dev-fraction {dev_fraction} --frozen-layers {frozen_layers} --layer-lr {layer_lr:g}"
     recipe, teacher_record, extra = [command], None, []
     started = time.monotonic()
     with progress_bars() as progress:

@@ -255,6 +255,10 @@ class BatchingSettings(Section):
     fraud_batch_size: int = Field(
         512, ge=1, le=4096, description="micro-batch and device batch of the fraud agent (a small MLP: large "
         "batches cost little latency and save per-batch overhead)")
+    fraud_batches_in_flight: int = Field(
+        2, ge=1, le=8, description="micro-batches each fraud stage works on at once: the next one is prepared from "
+        "the states the one before staged and scored while that one is indexed; states are written and offsets "
+        "committed in order, each batch once it is durable")
     fraud_take_within_s: float = Field(
         0.02, gt=0, description="the longest a fraud stage waits to fill a micro-batch: with a backlog, a fetch fills "
         "it at once; at moderate load a payment does not wait for others (an alert is wanted before the next payment)")

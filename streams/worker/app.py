@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     """The worker's Faust app with its agents and web pages, and the runtime they share."""
     faust_dir = settings.local.state_dir / "faust"
     faust_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last folder of its datadir
-    app = LeptonApp(  # faust.App with six fixes (faust_fixes.py)
+    app = LeptonApp(  # faust.App with seven fixes (faust_fixes.py)
         settings.worker_id,
         broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
         broker_credentials=faust_credentials(settings.kafka),  # SASL and/or TLS from LEPTON_KAFKA__*
@@ -79,18 +79,18 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
 
     def agent(topics: str | tuple[str, ...], partitions: int, pipeline: str, take_max: int = 0, in_flight: int = 1,
               within_s: float = 0.0) -> None:
-        """One agent: micro-batches of its topic(s) into the named pipeline, acked once it returns; `in_flight`
-        actors share the queue, each with a micro-batch of its own. Topics read together are keyed alike and have
-        the same partitions, so Faust gives one worker the same partitions of each (co-partitioned)."""
+        """One agent: micro-batches of its topic(s) into the named pipeline, up to `in_flight` at once, each acked
+        once it is durable. Topics read together are keyed alike and have the same partitions, so Faust gives one
+        worker the same partitions of each (co-partitioned)."""
         names = (topics,) if isinstance(topics, str) else topics
         source = app.topic(*names, key_type=bytes, value_type=bytes, partitions=partitions)
 
         async def agent_loop(stream: faust.StreamT) -> None:
             await runtime.ready()
             await consume(stream, take_max or batching.take_max, within_s or batching.take_within_s,
-                          runtime.runner(pipeline))
+                          runtime.runner(pipeline), in_flight)
 
-        app.agent(source, concurrency=in_flight, name=pipeline)(agent_loop)
+        app.agent(source, name=pipeline)(agent_loop)
 
     if settings.runs("sentiment"):
         runtime.surge_windows = table("surge-windows", topics.news_partitions)
@@ -99,7 +99,8 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     if settings.runs("fraud"):
         runtime.card_states = table("card-state", topics.transactions_partitions)
         runtime.merchant_states = table("merchant-state", topics.transactions_partitions)
-        fraud = {"take_max": batching.fraud_batch_size, "within_s": batching.fraud_take_within_s}
+        fraud = {"take_max": batching.fraud_batch_size, "within_s": batching.fraud_take_within_s,
+                 "in_flight": batching.fraud_batches_in_flight}
         agent((topics.transactions, topics.labels_by_card), topics.transactions_partitions, "fraud-cards", **fraud)
         agent((topics.transactions_by_merchant, topics.labels), topics.transactions_partitions, "fraud", **fraud)
     if settings.runs("recs"):  # the catalog and item-stats topics are read in full by every worker (runtime.py)

@@ -7,11 +7,12 @@ This is the pipeline's central promise and this module is the one place that kee
   documents) flushed to the search engine, whose sink retries while the engine is down, so consumption waits;
   alerts and messages published and acknowledged by the broker (acks=all) while that flush runs; documents the
   engine refused for good turned into dead letters; dead letters acknowledged by the broker.
-- `Checkpoint.consume` is the Faust side. It reads an agent's stream in micro-batches (`take_adaptive`), runs each
-  through its pipeline, and Faust acks a batch's events only when the loop body returns, that is after
-  `make_durable`. Faust then commits a partition only up to its oldest unacked message (fix 3 in faust_fixes.py
-  closes the hole it left), so several micro-batches may be in flight. A batch whose pipeline fails with an
-  unexpected error is dead-lettered whole; if even that fails, the process exits before anything is acked.
+- `consume` is the Faust side. It reads an agent's stream in micro-batches (`take_adaptive`), runs each through its
+  pipeline, several at once where the agent allows, and acks a batch's events only once its pipeline returned, that
+  is after `make_durable`, in the order the batches came. Faust commits a partition only up to its oldest unacked
+  message (fix 3 in faust_fixes.py closes a hole it left), so no offset passes an unfinished batch. A batch whose
+  pipeline fails with an unexpected error is dead-lettered whole; if even that fails, the process exits before
+  anything is acked.
 """
 
 from __future__ import annotations
@@ -71,14 +72,21 @@ def processing_letter(record: Record, reason: str, pii_key: bytes) -> DeadLetter
 class Checkpoint:
     """Makes a micro-batch's outputs durable, then lets its offsets be acked; one per worker, shared by agents."""
 
-    def __init__(self, settings: Settings, sink: SearchSink, publish: Publish, pii_key: bytes) -> None:
+    def __init__(self, settings: Settings, sink: SearchSink, publish: Publish, pii_key: bytes,
+                 before_state_write: Callable[[], Awaitable[None]] | None = None) -> None:
         self.settings, self.sink, self.publish, self.pii_key = settings, sink, publish, pii_key
         self.prefix = settings.search.index_prefix
+        self._before_state_write = before_state_write
+
+    async def before_state_write(self) -> None:
+        """What must happen before a durable batch writes its state (the producer learns the changelog topics)."""
+        if self._before_state_write is not None:
+            await self._before_state_write()
 
     async def make_durable(self, outputs: Outputs) -> int:
         """Write every output of one micro-batch; returns how many documents the search engine refused for good
         (each became a dead letter). Returns only when everything is durable."""
-        alert_docs = [Doc(monthly_index(self.prefix, "alerts", a.created_at), a.alert_id, a.model_dump(mode="json"))
+        alert_docs = [Doc.of(monthly_index(self.prefix, "alerts", a.created_at), a.alert_id, a)
                       for a in outputs.alerts]
         # add and flush with no await between: concurrent batches share the sink, and a flush takes what was added.
         self.sink.add([doc for doc, _ in outputs.documents] + alert_docs)
@@ -134,19 +142,31 @@ class Checkpoint:
             os._exit(70)
 
 
-async def consume(stream: Any, take_max: int, within_s: float, run: Callable[[list[Record]], Awaitable[None]]
-                  ) -> None:
-    """An agent's loop: micro-batches of a Faust stream through `run`; Faust acks a batch when the body returns. A
-    batch closes when full, when `within_s` passed, or when no event came for a couple of milliseconds (faust_fixes.py,
-    fix 5): a backlog fills it, a lone event does not wait for others."""
-    async for events in stream.take_adaptive(take_max, within=within_s):
-        records = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
-                   for e in events]
-        # take_events acks the batch when this body is left, even by cancellation (a graceful stop): finish the
-        # batch first, so nothing is acked that was not made durable.
-        batch = asyncio.ensure_future(run(records))
-        try:
-            await asyncio.shield(batch)
-        except asyncio.CancelledError:
-            await batch
-            raise
+async def consume(stream: Any, take_max: int, within_s: float, run: Callable[[list[Record]], Awaitable[None]],
+                  in_flight: int = 1) -> None:
+    """An agent's loop: micro-batches of a Faust stream through `run`, up to `in_flight` of them at once. A batch's
+    events are acked as soon as its `run` has returned (everything durable) and every batch before it was acked, so
+    Faust commits no offset past an unfinished batch. A batch closes when full, when `within_s` passed, or when no
+    event came for a couple of milliseconds (faust_fixes.py, fix 5): a backlog fills it, a lone event does not wait."""
+    pending: set[asyncio.Future[None]] = set()
+    latest: asyncio.Future[None] | None = None
+
+    async def finish(records: list[Record], events: Sequence[Any], before: asyncio.Future[None] | None) -> None:
+        await run(records)
+        if before is not None:
+            await asyncio.wait([before])  # acks in the order the batches came
+        for event in events:
+            await stream.ack(event)
+
+    try:
+        async for events in stream.take_adaptive(take_max, within=within_s):
+            records = [Record(e.message.topic, e.message.partition, e.message.offset, e.message.key, e.message.value)
+                       for e in events]
+            latest = asyncio.ensure_future(finish(records, events, latest))
+            pending.add(latest)
+            latest.add_done_callback(pending.discard)
+            while len(pending) >= in_flight:
+                await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)  # cancelling this cancels no batch
+    finally:
+        if pending:  # stopping: finish what was taken, so nothing is acked that was not made durable
+            await asyncio.shield(asyncio.gather(*pending))

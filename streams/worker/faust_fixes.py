@@ -1,4 +1,4 @@
-"""Fixes for faust-streaming 0.15.3: three stop a restarted worker from skipping events, two save CPU or latency,
+"""Fixes for faust-streaming 0.15.3: three stop a restarted worker from skipping events, three save CPU or latency,
 one keeps table writes from failing.
 
 The first two were found by `lepton chaos` (sigterm, kill-worker) and the fraud state-restart test, with the
@@ -39,12 +39,22 @@ consumer's fetches, skips, seeks and commits logged; the third by kill-worker an
    is full or `within` has passed since it started waiting, so at moderate load every event waits the whole window,
    in every stage it passes (the fraud pipeline has two). `AdaptiveStream.take_adaptive` is `take_events` with one
    change: it also yields as soon as the buffer holds events and none was added for `idle_s` (a fetch's messages
-   reach the buffer a fraction of a millisecond apart, so a backlog still fills batches to `max_`).
+   reach the buffer a fraction of a millisecond apart, so a backlog still fills batches to `max_`). It leaves the
+   acks to its caller, which holds several batches in flight.
 
-6. **A table write can fail for want of metadata.** See `LeptonApp.learn_changelog_partitions`, which the runtime
-   awaits before each micro-batch (the changelog topics exist once partitions are assigned, not when agents start).
+6. **A table write can fail for want of metadata.** See `LeptonApp.learn_changelog_partitions`, which the checkpoint
+   awaits before a micro-batch writes its state (the changelog topics exist once partitions are assigned, not when
+   agents start).
 
-`LeptonApp` is `faust.App` with all six installed, a version guard (the fixes override about fifteen private names
+7. **A fetch of quiet partitions holds up the busy ones for 1.5 s.** aiokafka keeps one fetch request in flight per
+   broker, and a partition whose fetched records still wait in its buffer (the event loop busy) is left out of the
+   next request once 100 ms have passed. That request may then name only quiet partitions (a worker also reads
+   `labels` and `labels.by-card`), and Faust has the broker hold it up to 1,500 ms for data that does not come,
+   while the stage topics' new records wait behind it: at 1,000 payments/s this stalled a fraud worker for a second
+   now and then and alerts queued for 3-4 s. `SafeFetchConsumerThread` has the broker answer within
+   `FETCH_MAX_WAIT_MS` (an idle worker then sends a few more empty fetches a second).
+
+`LeptonApp` is `faust.App` with all seven installed, a version guard (the fixes override about fifteen private names
 of faust-streaming, so the app refuses to start on a version they were not checked against) and `on_close`, the
 hook that closes the worker's own resources once Faust has stopped the agents and the producer.
 """
@@ -69,10 +79,17 @@ from faust.types.tuples import ack_lock
 from streams.core.errors import ConfigurationError
 
 WRITTEN_FOR = ("0.15.3",)  # faust-streaming versions these fixes were read against and tested with
+FETCH_MAX_WAIT_MS = 50  # the longest the broker holds a fetch for data to arrive (fix 7; Faust asks for 1,500)
 
 
 class SafeFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Never returns a record Faust will skip; such records stay fetchable."""
+    """Never returns a record Faust will skip; such records stay fetchable (fix 1). Fetches wait at most
+    FETCH_MAX_WAIT_MS at the broker (fix 7)."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # Faust passes 1,500; the fetcher is built from this at start
+        return consumer
 
     async def _fetch_records(self, consumer: Any, active_partitions: Set[TP], timeout: float | None = None,
                              max_records: int | None = None) -> Mapping[TP, list]:
@@ -220,8 +237,9 @@ class AdaptiveStream(faust.Stream):
     @_tracks_buffer_agen  # closed with the stream, as Faust's own take_events
     async def take_adaptive(self, max_: int, within: float, idle_s: float = 0.002
                             ) -> AsyncGenerator[Sequence[EventT], None]:
-        """Faust's `take_events`, yielding also once events are buffered and none came for `idle_s`; the events of
-        a batch are acked when the consumer's loop body returns, as there."""
+        """Faust's `take_events`, yielding also once events are buffered and none came for `idle_s`. Unlike there,
+        the caller acks a batch's events (`stream.ack`) once they are done with, so that batches can stay in flight
+        after the loop body returned (checkpoint.consume)."""
         events: list[EventT] = []
         buffer_full, first_added = asyncio.Event(), asyncio.Event()
         buffer_consumed = asyncio.Event()
@@ -271,10 +289,7 @@ class AdaptiveStream(faust.Stream):
                     try:
                         yield list(events)
                     finally:
-                        taken = list(events)
                         events.clear()
-                        for event in taken:
-                            await self.ack(event)
                         buffer_consuming.set_result(None)
                         buffer_full.clear()
                         first_added.clear()
@@ -285,7 +300,7 @@ class AdaptiveStream(faust.Stream):
 
 
 class LeptonApp(faust.App):
-    """`faust.App` with the six fixes installed, a version guard and a close hook."""
+    """`faust.App` with the seven fixes installed, a version guard and a close hook."""
 
     def __init__(self, *args: Any, **options: Any) -> None:
         check_faust_version()
@@ -309,7 +324,8 @@ class LeptonApp(faust.App):
         `use_partitioner` (ours: keyed by the source key) picks a changelog partition from the producer's cluster
         metadata (`key_partition`) without asking the broker, and the producer refreshes only the topics it sent to:
         a changelog it had not seen failed every write of its table (seen in three-worker runs: all the table writes
-        of one worker). The runtime awaits this before every micro-batch; once all are known it costs a lookup each."""
+        of one worker). The checkpoint awaits this before a batch writes its state; once all are known it costs a lookup
+        each."""
         producer = self.producer._ensure_producer()
         for table in self.tables.values():
             topic = table.changelog_topic.get_topic_name()

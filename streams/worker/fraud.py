@@ -13,7 +13,7 @@ merchant table is written last (`commit`), with the positions it covers per topi
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +57,11 @@ class MerchantStep:
 def merchant_of(event: MerchantEvent) -> str:
     """The merchant an event belongs to."""
     return event.transaction.merchant_id if isinstance(event, CardFeatures) else event.merchant_id
+
+
+def latest_of(steps: Iterable[MerchantStep]) -> dict[str, Keyed[MerchantState]]:
+    """Each merchant's state after the last of its steps."""
+    return {merchant_of(step.event): step.keyed for step in steps}
 
 
 class FraudPipeline(Pipeline[MerchantEvent, MerchantStep]):  # type: ignore[type-var]
@@ -107,6 +112,7 @@ class FraudPipeline(Pipeline[MerchantEvent, MerchantStep]):  # type: ignore[type
                 request = ScoreRequest(np.concatenate([np.asarray(event.features), merchant_row]), paid)
             merchants[merchant] = keyed = keyed.advanced(state, record)
             steps.append(MerchantStep(record, event, keyed, request))
+        self.states.stage(merchants)
         return steps
 
     async def score(self, units: list[MerchantStep]) -> Sequence[FraudScore | None]:
@@ -126,17 +132,19 @@ class FraudPipeline(Pipeline[MerchantEvent, MerchantStep]):  # type: ignore[type
             assert score is not None and step.request is not None
             doc = self._document(step.event, step.request.features, score)
             metrics.MODEL_SCORES.labels("fraud").observe(doc.fraud_score)
-            out.documents.append((Doc(monthly_index(self.prefix, "transactions", doc.event_time), doc.event_id,
-                                      doc.model_dump(mode="json")), step.record))
+            out.documents.append((Doc.of(monthly_index(self.prefix, "transactions", doc.event_time), doc.event_id, doc),
+                                  step.record))
             if doc.flagged:
                 out.alerts.append(self._alert(doc))
         return out
 
     def commit(self, scored: list[tuple[MerchantStep, FraudScore | None]]) -> None:
         """Each merchant's latest state with the positions it covers."""
-        latest = {merchant_of(step.event): step.keyed for step, _ in scored}
-        for merchant, keyed in latest.items():
+        for merchant, keyed in latest_of(step for step, _ in scored).items():
             self.states.store(merchant, keyed)
+
+    def abandon(self, units: list[MerchantStep]) -> None:
+        self.states.unstage(latest_of(units))
 
     @staticmethod
     def events_in(scored: list[tuple[MerchantStep, FraudScore | None]]) -> int:

@@ -10,7 +10,7 @@ positions it covers per topic, so a batch replayed after a crash is not absorbed
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +40,11 @@ class CardStep:
     @property
     def records(self) -> tuple[Record]:
         return (self.record,)
+
+
+def latest_of(steps: Iterable[CardStep]) -> dict[str, Keyed[CardState]]:
+    """Each card's state after the last of its steps."""
+    return {step.event.card_token: step.keyed for step in steps if step.event.card_token is not None}
 
 
 class CardStage(Pipeline[CardEvent, CardStep]):  # type: ignore[type-var]
@@ -80,6 +85,7 @@ class CardStage(Pipeline[CardEvent, CardStep]):  # type: ignore[type-var]
                 state, features = card_step(keyed.state, event, self.config)
             cards[token] = keyed = keyed.advanced(state, record)
             steps.append(CardStep(record, event, keyed, features))
+        self.states.stage(cards)
         return steps
 
     async def score(self, units: list[CardStep]) -> Sequence[None]:
@@ -100,10 +106,11 @@ class CardStage(Pipeline[CardEvent, CardStep]):  # type: ignore[type-var]
 
     def commit(self, scored: list[tuple[CardStep, None]]) -> None:
         """Each card's latest state with the positions it covers."""
-        latest = {step.event.card_token: step.keyed for step, _ in scored}
-        for token, keyed in latest.items():
-            if token is not None:
-                self.states.store(token, keyed)
+        for token, keyed in latest_of(step for step, _ in scored).items():
+            self.states.store(token, keyed)
+
+    def abandon(self, units: list[CardStep]) -> None:
+        self.states.unstage(latest_of(units))
 
     @staticmethod
     def events_in(scored: list[tuple[CardStep, None]]) -> int:

@@ -4,6 +4,9 @@ A table value is `{"state": ..., "positions": {topic: [partition, offset]}}`: fo
 record of the key it absorbed. A key's records of one topic all live in one partition (the topic is keyed by it),
 so a record at or below the stored offset of its topic was absorbed before a crash: its outputs were written and
 its state committed, and it is skipped when it comes again.
+
+With several micro-batches of a stage in flight, a batch's new states are *staged* when it is prepared (the next
+batch reads them) and *stored* in the table once its outputs are durable, in batch order (pipeline.py).
 """
 
 from __future__ import annotations
@@ -37,16 +40,21 @@ class Keyed(Generic[S]):
 class KeyedTable(Generic[S]):
     """A Faust table of `Keyed` states, keyed by the source key's bytes; a state is parsed from its JSON value once
     and kept beside it, so the next batch of the same key does not parse it again (the table holds the value object
-    this wrote until a recovery replaces it, and a replaced value is parsed afresh)."""
+    this wrote until a recovery replaces it, and a replaced value is parsed afresh). States staged by a batch still
+    in flight come before the table's."""
 
     def __init__(self, table: MutableMapping[bytes, dict[str, Any]], parse: Callable[[Any], S],
                  dump: Callable[[S], Any], cache_size: int = 200_000) -> None:
         self.table, self.parse, self.dump, self.cache_size = table, parse, dump, cache_size
         self._parsed: dict[bytes, tuple[dict[str, Any], Keyed[S]]] = {}
+        self._staged: dict[bytes, Keyed[S]] = {}
 
     def load(self, key: str) -> Keyed[S]:
-        """The key's stored state, or an empty one."""
+        """The key's latest state: staged by a batch in flight, else stored, else an empty one."""
         raw = key.encode()
+        staged = self._staged.get(raw)
+        if staged is not None:
+            return staged
         value = self.table.get(raw)
         if not value:
             return Keyed()
@@ -58,9 +66,21 @@ class KeyedTable(Generic[S]):
         self._remember(raw, value, keyed)
         return keyed
 
+    def stage(self, latest: dict[str, Keyed[S]]) -> None:
+        """Make a prepared batch's latest states what `load` returns until they are stored or unstaged."""
+        self._staged.update((key.encode(), keyed) for key, keyed in latest.items())
+
+    def unstage(self, latest: dict[str, Keyed[S]]) -> None:
+        """Forget a failed batch's staged states (those a later batch has not replaced)."""
+        for key, keyed in latest.items():
+            if self._staged.get(raw := key.encode()) is keyed:
+                del self._staged[raw]
+
     def store(self, key: str, keyed: Keyed[S]) -> None:
-        """Write the key's state with its positions."""
+        """Write the key's state with its positions (and drop it from the staged states if it is the latest)."""
         raw = key.encode()
+        if self._staged.get(raw) is keyed:
+            del self._staged[raw]
         value = {"state": self.dump(keyed.state) if keyed.state is not None else None,
                  "positions": {topic: list(position) for topic, position in keyed.positions.items()}}
         self.table[raw] = value

@@ -11,6 +11,11 @@ one micro-batch and returns only once every output is durable, so the caller may
 6. `commit` the state the batch changed (written last, so a batch replayed after a crash is neither counted twice
    nor missing outputs).
 It never raises for bad data: a bad event, a failed model call or a refused document becomes a dead letter.
+
+Several micro-batches of one stage may be in flight (checkpoint.consume): each is decoded and prepared as soon as
+it arrives, in arrival order (no await comes before `prepare`), and a stateful pipeline stages the states it
+prepared, so the next batch builds on them while this one is scored and written; the commits then follow in arrival
+order, each after its own batch is durable. A batch that fails unstages its states (`abandon`).
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ class Pipeline(ABC, Generic[E, U]):
 
     def __init__(self, settings: Settings, decoder: Decoder, checkpoint: Checkpoint, stream: str) -> None:
         self.settings, self.decoder, self.checkpoint, self.stream = settings, decoder, checkpoint, stream
+        self._last_commit: asyncio.Future[None] | None = None  # set once the latest batch to arrive has committed
 
     def decode(self, record: Record) -> E | DeadLetter:
         """The record's validated event, or its dead letter."""
@@ -84,28 +90,45 @@ class Pipeline(ABC, Generic[E, U]):
     def commit(self, scored: list[tuple[U, Any]]) -> None:
         """Write the state the batch changed, once its outputs are durable (stateless pipelines write none)."""
 
+    def abandon(self, units: list[U]) -> None:
+        """Forget the states a failed batch staged in `prepare` (stateless pipelines staged none)."""
+
     @staticmethod
     def events_in(scored: list[tuple[U, Any]]) -> int:
         """How many events the scored units stand for."""
         return sum(len(unit.records) for unit, _ in scored)
 
     async def process(self, records: Sequence[Record]) -> BatchOutcome:
-        """Decode, prepare, score, output, make durable, commit state; durable when it returns."""
-        metrics.EVENTS_CONSUMED.labels(self.stream).inc(len(records))
-        letters: list[DeadLetter] = []
-        events: list[tuple[Record, E]] = []
-        for record in records:
-            decoded = self.decode(record)
-            if isinstance(decoded, DeadLetter):
-                letters.append(decoded)
-            else:
-                events.append((record, decoded))
-        scored, failed = await self._score(self.prepare(events))
-        letters += failed
-        out = self.outputs(scored)
-        out.letters = letters + out.letters
-        refused = await self.checkpoint.make_durable(out)
-        self.commit(scored)
+        """Decode, prepare, score, output, make durable, commit state (after the batch before this one); durable when
+        it returns."""
+        previous, committed = self._last_commit, asyncio.get_running_loop().create_future()
+        self._last_commit = committed
+        units: list[U] = []
+        try:
+            metrics.EVENTS_CONSUMED.labels(self.stream).inc(len(records))
+            letters: list[DeadLetter] = []
+            events: list[tuple[Record, E]] = []
+            for record in records:
+                decoded = self.decode(record)
+                if isinstance(decoded, DeadLetter):
+                    letters.append(decoded)
+                else:
+                    events.append((record, decoded))
+            units = self.prepare(events)
+            scored, failed = await self._score(units)
+            letters += failed
+            out = self.outputs(scored)
+            out.letters = letters + out.letters
+            refused = await self.checkpoint.make_durable(out)
+            if previous is not None:
+                await previous
+            await self.checkpoint.before_state_write()
+            self.commit(scored)
+        except BaseException:
+            self.abandon(units)
+            raise
+        finally:
+            committed.set_result(None)
         metrics.EVENTS_SCORED.labels(self.scored_stream or self.stream).inc(self.events_in(scored))
         if self.index_kind:
             metrics.DOCS_INDEXED.labels(self.index_kind).inc(len(out.documents) - refused)

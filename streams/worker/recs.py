@@ -136,7 +136,7 @@ class ClicksPipeline(Pipeline[ClickEvent, Shopper]):
             r = shopper.record
             doc = recommendation_doc(shopper.state, top, shopper.click, topic=r.topic, partition=r.partition,
                                      offset=r.offset, processed_at=processed_at)
-            out.documents.append((Doc(self.index_name, shopper.state.user_id, doc.model_dump(mode="json")), r))
+            out.documents.append((Doc.of(self.index_name, shopper.state.user_id, doc), r))
             if shopper.publish:
                 out.messages.append(Message(self.settings.topics.recommendations, shopper.state.user_id.encode(),
                                             doc.model_dump_json().encode()))

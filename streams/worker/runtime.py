@@ -79,7 +79,7 @@ class Runtime:
 
         async def run(records: list[Record]) -> None:
             assert self.checkpoint is not None, "await ready() first"
-            await self.app.learn_changelog_partitions()  # before the batch writes a table (faust_fixes.py, fix 6)
+            # no await before the pipeline's own: batches enter their pipeline in the order they came (pipeline.py)
             await self.checkpoint.run(pipeline, self.pipelines[pipeline].process, records)
 
         return run
@@ -110,7 +110,9 @@ class Runtime:
         share_cpu_threads(s.batching.model_threads)  # each batcher runs this many batches at once
         self.sink = SearchSink(await asyncio.to_thread(connect, s.search), s.search)
         await self.sink.start()
-        self.checkpoint = Checkpoint(s, self.sink, self.publish, self.decoder.pii_key)
+        # the producer learns the changelog topics before a batch writes a table (faust_fixes.py, fix 6)
+        self.checkpoint = Checkpoint(s, self.sink, self.publish, self.decoder.pii_key,
+                                     before_state_write=self.app.learn_changelog_partitions)
         if s.runs("sentiment"):
             await self._start_sentiment()
         if s.runs("fraud"):

@@ -74,7 +74,7 @@ class SentimentPipeline(Pipeline[NewsEvent, Headline]):
         for doc in docs:
             metrics.MODEL_SCORES.labels("sentiment").observe(doc.score)
         return Outputs(
-            documents=[(Doc(monthly_index(self.prefix, "news", d.event_time), d.event_id, d.model_dump(mode="json")),
+            documents=[(Doc.of(monthly_index(self.prefix, "news", d.event_time), d.event_id, d),
                         unit.record) for d, (unit, _) in zip(docs, scored, strict=True)],
             messages=self._by_ticker(docs))
 

@@ -11,7 +11,7 @@ replayed after a crash repeats exactly what was done (the same alert id); the wi
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from models.surge import Surge, SurgeDetector, TickerMentions, TickerWindow
@@ -36,6 +36,11 @@ class TickerStep:
     @property
     def records(self) -> tuple[Record]:
         return (self.record,)
+
+
+def latest_of(steps: Iterable[TickerStep]) -> dict[str, Keyed[TickerWindow]]:
+    """Each ticker's window after the last of its steps."""
+    return {step.event.ticker: step.keyed for step in steps}
 
 
 class SurgePipeline(Pipeline[TickerMentions, TickerStep]):
@@ -63,6 +68,7 @@ class SurgePipeline(Pipeline[TickerMentions, TickerStep]):
             surges = [self.detector.step(window, event.ticker, m.t, m.neg, m.id) for m in event.mentions]
             tickers[event.ticker] = keyed = keyed.advanced(window, record)
             steps.append(TickerStep(record, event, keyed, tuple(s for s in surges if s is not None)))
+        self.windows.stage(tickers)
         return steps
 
     async def score(self, units: list[TickerStep]) -> Sequence[None]:
@@ -75,9 +81,11 @@ class SurgePipeline(Pipeline[TickerMentions, TickerStep]):
 
     def commit(self, scored: list[tuple[TickerStep, None]]) -> None:
         """Each ticker's latest window with the position it covers."""
-        latest = {step.event.ticker: step.keyed for step, _ in scored}
-        for ticker, keyed in latest.items():
+        for ticker, keyed in latest_of(step for step, _ in scored).items():
             self.windows.store(ticker, keyed)
+
+    def abandon(self, units: list[TickerStep]) -> None:
+        self.windows.unstage(latest_of(units))
 
     def _alert(self, event: TickerMentions, surge: Surge) -> Alert:
         window_s = self.settings.surge.window_s

@@ -152,7 +152,7 @@ def test_console_shows_rates_alerts_chart_and_recommendations(settings: Settings
                                             {"item_id": "sku-7", "score": 0.5, "rank": 2}],
             updated_at=utc_now())
         recs_index = f"{s.search.index_prefix}-recommendations"
-        client.bulk_index([Doc(recs_index, user, doc.model_dump(mode="json"))])
+        client.bulk_index([Doc.of(recs_index, user, doc)])
         client.refresh(recs_index)
         browser.find_element(By.ID, "user").send_keys(user)
         browser.find_element(By.CSS_SELECTOR, "#recs-form button").click()

@@ -88,12 +88,12 @@ async def indexed(settings: Settings, module_unique: str) -> AsyncIterator[Index
         for kind, items in docs.items():
             for item in items:
                 if kind == "recommendations":
-                    doc = Doc(f"{prefix}-recommendations", item.user_id, item.model_dump(mode="json"))
+                    doc = Doc.of(f"{prefix}-recommendations", item.user_id, item)
                 elif kind == "alerts":
                     index = monthly_index(prefix, "alerts", item.created_at)
-                    doc = Doc(index, item.alert_id, item.model_dump(mode="json"))
+                    doc = Doc.of(index, item.alert_id, item)
                 else:
-                    doc = Doc(monthly_index(prefix, kind, item.event_time), item.event_id, item.model_dump(mode="json"))
+                    doc = Doc.of(monthly_index(prefix, kind, item.event_time), item.event_id, item)
                 indices.add(doc.index)
                 sink.add([doc])
         assert await sink.flush() == []

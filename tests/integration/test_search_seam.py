@@ -18,7 +18,7 @@ from streams.core.settings import Settings
 def test_bulk_index_is_idempotent(settings: Settings, unique: str) -> None:
     client = connect(settings.search)
     index = f"it-seam-{unique}"
-    docs = [Doc(index, f"evt-{i}", {"event_id": f"evt-{i}", "score": i / 1000}) for i in range(1000)]
+    docs = [Doc.of(index, f"evt-{i}", {"event_id": f"evt-{i}", "score": i / 1000}) for i in range(1000)]
     try:
         first = client.bulk_index(docs)
         client.refresh(index)
@@ -46,11 +46,11 @@ def test_create_index_applies_its_template_and_leaves_an_existing_index_alone(se
             "template": {"mappings": {"properties": {"score": {"type": "float"}}}},
         })
         client.create_index(index)
-        assert client.bulk_index([Doc(index, "a", {"score": 0.5})]).indexed == 1
+        assert client.bulk_index([Doc.of(index, "a", {"score": 0.5})]).indexed == 1
         client.create_index(index)  # exists: kept as it is, with its document
         client.refresh(index)
         assert client.count(index) == 1
-        refused = client.bulk_index([Doc(index, "b", {"score": "high"})]).errors  # the template's mapping holds
+        refused = client.bulk_index([Doc.of(index, "b", {"score": "high"})]).errors  # the template's mapping holds
         assert [(e.doc_id, e.status) for e in refused] == [("b", 400)]
         with pytest.raises(Exception, match="invalid_index_name_exception"):  # other refusals are not swallowed
             client.create_index(f"{prefix}-News")
@@ -82,7 +82,7 @@ def test_mapping_error_is_reported_per_item(settings: Settings, unique: str) -> 
             "index_patterns": [f"{index}*"],
             "template": {"mappings": {"properties": {"amount": {"type": "float"}}}},
         })
-        result = client.bulk_index([Doc(index, "good", {"amount": 1.5}), Doc(index, "bad", {"amount": "lots"})])
+        result = client.bulk_index([Doc.of(index, "good", {"amount": 1.5}), Doc.of(index, "bad", {"amount": "lots"})])
         assert result.indexed == 1
         assert [(e.doc_id, e.status, e.retryable) for e in result.errors] == [("bad", 400, False)]
         assert "mapper_parsing_exception" in result.errors[0].reason
@@ -109,7 +109,7 @@ def test_delete_prefix_removes_a_runs_indices_and_templates_and_nothing_else(set
     try:
         for prefix in (run, other):
             client.put_index_template(f"{prefix}-news", {"index_patterns": [f"{prefix}-news-*"], "template": {}})
-            assert client.bulk_index([Doc(f"{prefix}-news-2026.11", "a", {"x": 1})]).indexed == 1
+            assert client.bulk_index([Doc.of(f"{prefix}-news-2026.11", "a", {"x": 1})]).indexed == 1
         client.delete_prefix(run)
         client.delete_prefix(run)  # nothing left to delete is not an error
         for prefix, left in ((run, []), (other, [f"{other}-news"])):

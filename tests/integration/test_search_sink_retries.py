@@ -67,7 +67,7 @@ async def test_sink_rides_out_429_and_reindexing_keeps_counts(settings: Settings
     index = f"it{unique}-news-2026.11"
     try:
         await sink.start()
-        batch = [Doc(index, f"evt-{i}", {"event_id": f"evt-{i}", "score": 0.5}) for i in range(500)]
+        batch = [Doc.of(index, f"evt-{i}", {"event_id": f"evt-{i}", "score": 0.5}) for i in range(500)]
         sink.add(batch)
         assert await sink.flush() == []
         assert proxy.rejected == 3 and proxy.bulk_requests > 3

@@ -44,7 +44,7 @@ async def test_basic_auth_over_tls_writes_through_the_sink(proxy: AuthProxy, tls
     try:
         assert client.distribution == "opensearch"
         await sink.start()
-        sink.add([Doc(index, f"evt-{i}", {"event_id": f"evt-{i}", "score": 0.25}) for i in range(20)])
+        sink.add([Doc.of(index, f"evt-{i}", {"event_id": f"evt-{i}", "score": 0.25}) for i in range(20)])
         assert await sink.flush() == []
         client.refresh(index)
         assert client.count(index) == 20

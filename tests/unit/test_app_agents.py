@@ -8,14 +8,14 @@ from streams.core.settings import BatchingSettings, Settings
 from streams.worker.app import create_app
 
 
-def test_only_the_sentiment_agent_works_on_several_batches_at_once() -> None:
-    # Surge, fraud, clicks and item-stats keep per-ticker, per-card, per-user and per-item state in tables: their
-    # batches run in order.
+def test_every_agent_is_one_actor_so_each_key_is_read_in_order() -> None:
+    # Batches in flight (sentiment, the fraud stages) are held by the one actor's loop (checkpoint.consume), which
+    # takes them in order; several Faust actors would split a partition's messages between them.
     # The catalog is no agent: every recommendation worker reads the compacted topic in full (runtime.py).
     settings = Settings(pipelines="sentiment,fraud,recs", batching=BatchingSettings(sentiment_batches_in_flight=3))
     app, _ = create_app(settings)
     concurrency = {agent.name.rsplit(".", 1)[-1]: agent.concurrency for agent in app.agents.values()}
-    assert concurrency == {"sentiment": 3, "surge": 1, "fraud-cards": 1, "fraud": 1, "clicks": 1, "item-stats": 1}
+    assert concurrency == {"sentiment": 1, "surge": 1, "fraud-cards": 1, "fraud": 1, "clicks": 1, "item-stats": 1}
 
 
 def test_pipelines_choose_the_agents() -> None:

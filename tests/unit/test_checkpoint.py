@@ -53,7 +53,7 @@ def checkpoint(sink: Sink) -> tuple[Checkpoint, list[tuple[str, bytes, bytes]]]:
 async def test_everything_is_written_and_a_refused_document_becomes_a_dead_letter() -> None:
     sink = Sink(refuse=frozenset({"d2"}))
     point, sent = checkpoint(sink)
-    outputs = Outputs(documents=[(Doc("i", "d1", {}), record(1)), (Doc("i", "d2", {}), record(2))],
+    outputs = Outputs(documents=[(Doc.of("i", "d1", {}), record(1)), (Doc.of("i", "d2", {}), record(2))],
                       alerts=[alert("a1")], alert_topic="alerts.sentiment",
                       messages=[Message("recommendations", b"u", b"{}")])
     assert await point.make_durable(outputs) == 1
@@ -67,7 +67,7 @@ async def test_alerts_go_out_while_the_documents_are_still_being_written() -> No
     gate = asyncio.Event()
     point, sent = checkpoint(Sink(gate=gate))
     durable = asyncio.ensure_future(point.make_durable(
-        Outputs(documents=[(Doc("i", "d1", {}), record(1))], alerts=[alert("a1")], alert_topic="alerts.fraud")))
+        Outputs(documents=[(Doc.of("i", "d1", {}), record(1))], alerts=[alert("a1")], alert_topic="alerts.fraud")))
     await asyncio.sleep(0.01)
     assert [topic for topic, _, _ in sent] == ["alerts.fraud"] and not durable.done()  # not durable yet: no ack
     gate.set()
@@ -97,18 +97,17 @@ class Event:
 
 
 class Stream:
-    """Faust's take_events (and our take_adaptive) as far as acks go: a batch is acked when the loop body returns to
-    the generator."""
+    """Our take_adaptive as far as acks go: it yields batches and leaves the acks to the caller."""
 
     def __init__(self, batches: list[list[int]]) -> None:
         self.batches, self.acked = batches, []
 
     async def take_adaptive(self, take_max: int, within: float):
         for batch in self.batches:
-            try:
-                yield [Event(offset) for offset in batch]
-            finally:
-                self.acked += batch
+            yield [Event(offset) for offset in batch]
+
+    async def ack(self, event: Event) -> None:
+        self.acked.append(event.message.offset)
 
 
 async def test_a_batch_is_acked_only_after_its_work_returned_even_when_the_agent_is_cancelled() -> None:
@@ -127,3 +126,45 @@ async def test_a_batch_is_acked_only_after_its_work_returned_even_when_the_agent
     release.set()
     await asyncio.gather(agent, return_exceptions=True)
     assert seen == [[1, 2]] and stream.acked == [1, 2]
+
+
+async def test_batches_in_flight_are_acked_in_the_order_they_came_each_once_it_returned() -> None:
+    stream, started = Stream([[1, 2], [3], [4, 5], [6]]), []
+    gates = {first: asyncio.Event() for first in (1, 3, 4, 6)}
+
+    async def run(records: list[Record]) -> None:
+        started.append(records[0].offset)
+        await gates[records[0].offset].wait()
+
+    agent = asyncio.ensure_future(consume(stream, 10, 0.1, run, in_flight=2))
+    await asyncio.sleep(0.01)
+    assert started == [1, 3] and stream.acked == []  # two batches in flight, the third waits for a free slot
+    gates[3].set()  # the second finishes first: nothing may be acked past the unfinished first
+    await asyncio.sleep(0.01)
+    assert started == [1, 3] and stream.acked == []
+    gates[1].set()
+    await asyncio.sleep(0.01)
+    assert stream.acked == [1, 2, 3] and started == [1, 3, 4, 6]
+    gates[4].set(), gates[6].set()
+    await agent
+    assert stream.acked == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_finished_batch_is_acked_while_no_further_batch_comes() -> None:
+    stream, idle = Stream([[1, 2]]), asyncio.Event()
+
+    async def take_then_idle(take_max: int, within: float):
+        yield [Event(1), Event(2)]
+        await idle.wait()  # a quiet topic: the next batch is a long time coming
+        yield []
+
+    stream.take_adaptive = take_then_idle  # type: ignore[method-assign]
+
+    async def run(records: list[Record]) -> None:
+        await asyncio.sleep(0)
+
+    agent = asyncio.ensure_future(consume(stream, 10, 0.1, run, in_flight=2))
+    await asyncio.sleep(0.01)
+    assert stream.acked == [1, 2]  # committed offsets move on even when the topic goes quiet
+    agent.cancel()
+    await asyncio.gather(agent, return_exceptions=True)

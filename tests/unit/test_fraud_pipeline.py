@@ -4,6 +4,7 @@ outcomes, decides by the model's thresholds, writes documents and alerts, and se
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -158,3 +159,31 @@ async def test_malformed_messages_of_either_stage_are_dead_lettered() -> None:
     assert [(letter["source_topic"], letter["error_type"]) for letter in letters] == [
         (TOPICS.transactions, "invalid_number"), (TOPICS.labels, "validation")]
     assert outcome.dead_letters == 1 and stages.sink.written == []
+
+
+async def test_two_batches_in_flight_build_on_each_other_and_write_state_in_order() -> None:
+    first, second = [txn(0, 40.0)], [txn(1, 45.0, T0 + timedelta(minutes=1))]
+    sequential = Stages()
+    await sequential.card.process(first)
+    await sequential.card.process(second)
+
+    stages, gate = Stages(), asyncio.Event()
+    publish = stages.card.checkpoint.publish
+
+    async def slow_first(topic: str, key: bytes, value: bytes) -> None:
+        if b"txn-0" in value:
+            await gate.wait()  # the first batch's message is slow to be acknowledged
+        await publish(topic, key, value)
+
+    stages.card.checkpoint.publish = slow_first  # type: ignore[method-assign]
+    one = asyncio.ensure_future(stages.card.process(first))
+    await asyncio.sleep(0)
+    two = asyncio.ensure_future(stages.card.process(second))
+    await asyncio.sleep(0.01)
+    # the second is prepared from the card state the first staged and durable, but writes no state before the first
+    assert not two.done() and stages.cards == {}
+    assert [json.loads(v)["features"] for _, _, v in stages.sent] == [
+        json.loads(v)["features"] for _, _, v in sequential.sent if b"txn-1" in v]
+    gate.set()
+    await asyncio.gather(one, two)
+    assert repr(stages.cards) == repr(sequential.cards)

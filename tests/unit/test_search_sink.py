@@ -44,7 +44,7 @@ async def no_sleep(_: float) -> None:
 
 
 def docs(n: int) -> list[Doc]:
-    return [Doc("idx", f"d{i}", {"i": i}) for i in range(n)]
+    return [Doc.of("idx", f"d{i}", {"i": i}) for i in range(n)]
 
 
 async def test_flush_writes_everything_in_bulk_chunks() -> None:
@@ -92,7 +92,7 @@ async def test_outage_is_waited_out_with_growing_backoff() -> None:
 async def test_duplicate_ids_in_one_flush_are_written_once() -> None:
     client = FakeClient([])
     sink = SearchSink(client, SearchSettings(), sleep=no_sleep)
-    sink.add([Doc("idx", "same", {"v": 1}), Doc("idx", "same", {"v": 2})])
+    sink.add([Doc.of("idx", "same", {"v": 1}), Doc.of("idx", "same", {"v": 2})])
     await sink.flush()
     assert client.calls == [["same"]] and client.stored["same"] == {"v": 2}
 
