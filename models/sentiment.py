@@ -148,7 +148,7 @@ class SentimentModel:
         threshold = calibration.get("negative_threshold")
         self.negative_threshold: float | None = None if threshold is None else float(threshold)
         bottom: nn.Module = encoder.model
-        head = head.to(device=encoder.device, dtype=encoder.dtype).eval()
+        head = head.to(device=encoder.device, dtype=encoder.dtype).eval().requires_grad_(False)  # inference only
         if quantize:
             if encoder.device.type != "cpu":
                 raise ConfigurationError("The int8 path is CPU-only; set LEPTON_MODELS__DEVICE=cpu.")
