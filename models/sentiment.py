@@ -1,4 +1,5 @@
-"""News sentiment: the shared MiniLM's bottom layers, then our fine-tuned top layers and a 3-way linear head.
+"""News sentiment: the shared MiniLM's embeddings and frozen bottom layers (none in the shipped v2 artifact), our
+fine-tuned layers above them and a 3-way linear head.
 
 Output per text: bearish / neutral / bullish, the three calibrated probabilities (the logits divided by the
 artifact's temperature), score = P(bullish) - P(bearish), and `negative`: P(bearish) at or above the artifact's

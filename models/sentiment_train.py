@@ -1,9 +1,10 @@
-"""Train the shipped sentiment student: the frozen bottom layers are run once and cached, then the top layers train.
+"""Train the shipped sentiment student: the frozen bottom is run once and cached, then the layers above it train.
 
-Method ("cached frozen bottom"): the shared MiniLM's layers [0, frozen_layers) never change, so their token
-vectors for every training text are computed once (fp16, trimmed to each text's length). Only the top layers
-(copies of the encoder's) and a linear head train, for several epochs, from that cache: each epoch costs about a
-third of a full fine-tuning epoch, and the artifact holds only the top layers (fp16) and the head.
+Method ("cached frozen bottom"): the shared MiniLM's embeddings and layers [0, frozen_layers) never change, so their
+token vectors for every training text are computed once (fp16, trimmed to each text's length). Only the layers above
+(copies of the encoder's) and a linear head train, for several epochs, from that cache, and the artifact holds only
+those layers (fp16) and the head. With four frozen layers an epoch costs about a third of a full fine-tuning epoch;
+the shipped v2 student freezes none (`--frozen-layers 0`: the embeddings only).
 
 Distillation (with a teacher): each labelled headline's target is `hard_weight` x its label + the rest x the
 teacher's probabilities, and unlabelled headlines (generated ones, passed in by the caller) are trained on the
