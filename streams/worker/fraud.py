@@ -143,7 +143,7 @@ class FraudPipeline(Pipeline[MerchantEvent, MerchantStep]):  # type: ignore[type
         for merchant, keyed in latest_of(step for step, _ in scored).items():
             self.states.store(merchant, keyed)
 
-    def abandon(self, units: list[MerchantStep]) -> None:
+    def unstage(self, units: list[MerchantStep]) -> None:
         self.states.unstage(latest_of(units))
 
     @staticmethod

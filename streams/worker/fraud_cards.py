@@ -109,7 +109,7 @@ class CardStage(Pipeline[CardEvent, CardStep]):  # type: ignore[type-var]
         for token, keyed in latest_of(step for step, _ in scored).items():
             self.states.store(token, keyed)
 
-    def abandon(self, units: list[CardStep]) -> None:
+    def unstage(self, units: list[CardStep]) -> None:
         self.states.unstage(latest_of(units))
 
     @staticmethod

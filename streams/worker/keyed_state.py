@@ -71,7 +71,7 @@ class KeyedTable(Generic[S]):
         self._staged.update((key.encode(), keyed) for key, keyed in latest.items())
 
     def unstage(self, latest: dict[str, Keyed[S]]) -> None:
-        """Forget a failed batch's staged states (those a later batch has not replaced)."""
+        """Forget a batch's staged states that are still the latest (not stored, not replaced by a later batch)."""
         for key, keyed in latest.items():
             if self._staged.get(raw := key.encode()) is keyed:
                 del self._staged[raw]

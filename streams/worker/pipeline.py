@@ -15,7 +15,7 @@ It never raises for bad data: a bad event, a failed model call or a refused docu
 Several micro-batches of one stage may be in flight (checkpoint.consume): each is decoded and prepared as soon as
 it arrives, in arrival order (no await comes before `prepare`), and a stateful pipeline stages the states it
 prepared, so the next batch builds on them while this one is scored and written; the commits then follow in arrival
-order, each after its own batch is durable. A batch that fails unstages its states (`abandon`).
+order, each after its own batch is durable. What a batch staged and did not store is then unstaged (`unstage`).
 """
 
 from __future__ import annotations
@@ -90,8 +90,9 @@ class Pipeline(ABC, Generic[E, U]):
     def commit(self, scored: list[tuple[U, Any]]) -> None:
         """Write the state the batch changed, once its outputs are durable (stateless pipelines write none)."""
 
-    def abandon(self, units: list[U]) -> None:
-        """Forget the states a failed batch staged in `prepare` (stateless pipelines staged none)."""
+    def unstage(self, units: list[U]) -> None:
+        """Forget the states this batch staged in `prepare` and did not store: all of them when it failed, those of
+        units whose model call failed otherwise (stateless pipelines staged none)."""
 
     @staticmethod
     def events_in(scored: list[tuple[U, Any]]) -> int:
@@ -124,10 +125,8 @@ class Pipeline(ABC, Generic[E, U]):
                 await previous
             await self.checkpoint.before_state_write()
             self.commit(scored)
-        except BaseException:
-            self.abandon(units)
-            raise
         finally:
+            self.unstage(units)
             committed.set_result(None)
         metrics.EVENTS_SCORED.labels(self.scored_stream or self.stream).inc(self.events_in(scored))
         if self.index_kind:

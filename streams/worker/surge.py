@@ -84,7 +84,7 @@ class SurgePipeline(Pipeline[TickerMentions, TickerStep]):
         for ticker, keyed in latest_of(step for step, _ in scored).items():
             self.windows.store(ticker, keyed)
 
-    def abandon(self, units: list[TickerStep]) -> None:
+    def unstage(self, units: list[TickerStep]) -> None:
         self.windows.unstage(latest_of(units))
 
     def _alert(self, event: TickerMentions, surge: Surge) -> Alert:

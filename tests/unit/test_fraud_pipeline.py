@@ -187,3 +187,19 @@ async def test_two_batches_in_flight_build_on_each_other_and_write_state_in_orde
     gate.set()
     await asyncio.gather(one, two)
     assert repr(stages.cards) == repr(sequential.cards)
+
+
+async def test_a_batch_the_model_failed_on_leaves_no_staged_state_behind() -> None:
+    stages = Stages()
+    await stages.card.process([txn(0, 40.0)])
+    forwarded = stages.forwarded(TOPICS.transactions_by_merchant)
+
+    async def model_down(requests: list[ScoreRequest]) -> list[FraudScore]:
+        raise RuntimeError("model down")
+
+    stages.scoring.model = model_down
+    outcome = await stages.scoring.process(forwarded)
+    assert outcome.dead_letters == 1 and stages.merchants == {}
+    stages.scoring.model = fake_score
+    outcome = await stages.scoring.process(forwarded)  # replayed from the dead letter: not taken for absorbed
+    assert outcome.scored == 1 and len(stages.merchants) == 1
