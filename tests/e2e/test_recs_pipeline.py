@@ -42,7 +42,9 @@ def test_the_shoppers_recommendations_follow_the_session(settings: Settings, uni
     create_topics(s)
     items = build_catalog(seed=11, n_items=200)
     by_id = {item.item_id: item for item in items}
-    start = utc_now() - timedelta(days=5)  # 3,000 clicks at 0.01 per second: about 3.5 days
+    # 3,000 clicks at 0.01 per second: about 3.5 days, from midnight five days back: the generator's sessions follow the
+    # hour of day, so a start at the clock's time made the warm-up (and the items the shopper views) vary by run
+    start = (utc_now() - timedelta(days=5)).replace(hour=0, minute=0, second=0, microsecond=0)
     warm = [g.record for g in islice(ClickGenerator(seed=11, start=start, rate_per_s=0.01, n_users=300, n_items=200),
                                      WARM_UP)]
     followers: dict[str, Counter[str]] = {}  # item -> what was viewed right after it in a session (the truth)
@@ -99,9 +101,14 @@ def test_the_shoppers_recommendations_follow_the_session(settings: Settings, uni
 
         assert all(len(top) == s.recs.top_k for top in tops)
         assert first not in tops[0] and second not in tops[1]  # never the item in view
-        # behaviour first: most of the top 5 are items other shoppers went to next from the item in view
+        # behaviour first: the item shoppers most often went to next from the item in view is in the top 3, and most of
+        # the top 5 are items they went to next from the session's items (the first item still weighs in the second
+        # list, and an item followed once is noise the model may rank below the first item's strong followers)
+        session_followers: set[str] = set()
         for item_id, top in zip((first, second), tops, strict=True):
-            assert len(set(top[:5]) & set(followers[item_id])) >= 3, (item_id, top, followers[item_id])
+            session_followers |= set(followers[item_id])
+            assert followers[item_id].most_common(1)[0][0] in top[:3], (item_id, top, followers[item_id])
+            assert len(set(top[:5]) & session_followers) >= 3, (item_id, top, followers[item_id])
         # they move with the session: the list changes, and the new item's category enters it (the first item still
         # weighs, half as much: its category may stay the most frequent)
         assert set(tops[0][:5]) != set(tops[1][:5])
