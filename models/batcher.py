@@ -14,6 +14,12 @@ busy worker, while the loop was busy with other events: 8-15% of the model threa
 busy on a machine whose cores are also serving Kafka and the search engine, where one batch spread over
 both cores waits at every operator for the core that was taken away.
 
+With `threads=0` there is no model thread: `submit` runs the model function in the event loop, on the caller's
+inputs as one batch (up to `max_batch_size` per call). That is for a model so small that handing it to a thread costs
+more than it does: the fraud MLP scores a micro-batch of 200 payments in about 15 ms of CPU, yet in a busy worker its
+thread waited 90-140 ms per batch for the interpreter lock it shares with the event loop (the `score` step of a
+batch), and a stage's batch waited that long for its scores.
+
 Given `warmup` inputs, `start` runs them twice in every model thread before it returns: the first events after a
 start should not wait for what only the first calls cost (a TorchScript model optimises its graph on its second
 call: a batch of 32 headlines on one core took 190 ms, then 152 ms, then 100-120 ms here).
@@ -125,8 +131,8 @@ class DynamicBatcher(Generic[T, R]):
         warmup: Sequence[T] = (),
         observe: BatchObserver = _ignore,
     ) -> None:
-        if max_batch_size < 1 or max_wait_ms < 0 or threads < 1 or (max_queue is not None and max_queue < 1):
-            raise ConfigurationError(f"batcher {name}: need max_batch_size, threads, max_queue >= 1, max_wait_ms >= 0")
+        if max_batch_size < 1 or max_wait_ms < 0 or threads < 0 or (max_queue is not None and max_queue < 1):
+            raise ConfigurationError(f"batcher {name}: need max_batch_size, max_queue >= 1, threads, max_wait_ms >= 0")
         self.name, self.max_batch_size, self.max_queue, self.threads = name, max_batch_size, max_queue, threads
         self.max_wait_s = max_wait_ms / 1000
         self._fn = fn
@@ -138,6 +144,7 @@ class DynamicBatcher(Generic[T, R]):
         self._space = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._workers: list[threading.Thread] = []
+        self._started = False
         self._observe = observe
 
     @classmethod
@@ -156,10 +163,20 @@ class DynamicBatcher(Generic[T, R]):
         return self._queued
 
     async def start(self) -> None:
-        """Start the model threads, each warmed up before this returns (idempotent); a warm-up failure is raised."""
+        """Start the model threads, each warmed up before this returns (idempotent); a warm-up failure is raised.
+        With `threads=0` the warm-up runs here, in the event loop."""
         if self._closing:
             raise BatcherClosedError(f"batcher {self.name} was stopped; create a new one")
-        if self._workers:
+        if self._started:
+            return
+        self._started = True
+        if not self.threads:
+            try:
+                for _ in range(WARMUP_RUNS if self._warmup else 0):
+                    self._fn(list(self._warmup))
+            except Exception:
+                self._closing = True  # the model does not work
+                raise
             return
         self._loop = asyncio.get_running_loop()
         warmed = [self._loop.create_future() for _ in range(self.threads)]
@@ -189,6 +206,8 @@ class DynamicBatcher(Generic[T, R]):
         self._check_open()
         if not items:
             return []
+        if not self.threads:
+            return self._run_inline(items)
         while self.max_queue is not None and self._queued and self._queued + len(items) > self.max_queue:
             self._space.clear()
             await self._space.wait()  # backpressure: wait until the model catches up
@@ -201,8 +220,22 @@ class DynamicBatcher(Generic[T, R]):
             self._cond.notify()
         return await future
 
+    def _run_inline(self, items: list[T]) -> list[R]:
+        """`threads=0`: the model function on `items`, in the caller's thread, `max_batch_size` at a time."""
+        results: list[R] = []
+        for start in range(0, len(items), self.max_batch_size):
+            inputs = items[start : start + self.max_batch_size]
+            began = time.perf_counter()
+            outputs = list(self._fn(inputs))
+            self._observe(len(inputs), 0.0, time.perf_counter() - began)
+            if len(outputs) != len(inputs):
+                raise BatchResultError(
+                    f"model {self.name} returned {len(outputs)} results for a batch of {len(inputs)} inputs")
+            results += outputs
+        return results
+
     def _check_open(self) -> None:
-        if not self._workers or self._closing:
+        if not self._started or self._closing:
             state = "is stopped" if self._closing else "is not started; await start() first"
             raise BatcherClosedError(f"batcher {self.name} {state}")
 

@@ -263,9 +263,10 @@ class FraudModel:
         return np.asarray([s.probability for s in scores]), [s.reasons for s in scores]
 
     def score_batch(self, requests: Sequence[ScoreRequest], explain_from: float = 0.0) -> list[FraudScore]:
-        """Score transactions in one batch (the DynamicBatcher function; runs in the batcher's thread). Rows with a
-        probability of at least `explain_from` get their reasons (integrated gradients, most of the model's cost);
-        the worker passes its review threshold, so flagged payments are explained and approved ones are not."""
+        """Score transactions in one batch (the DynamicBatcher function; the worker's batcher runs it in the event
+        loop, see `fraud_model_threads`). Rows with a probability of at least `explain_from` get their reasons
+        (integrated gradients, most of the model's cost); the worker passes its review threshold, so flagged payments
+        are explained and approved ones are not."""
         if not requests:
             return []
         X = np.vstack([np.asarray(r.features, dtype=np.float64).reshape(1, -1) for r in requests])

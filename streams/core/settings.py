@@ -259,6 +259,10 @@ class BatchingSettings(Section):
         2, ge=1, le=8, description="micro-batches each fraud stage works on at once: the next one is prepared from "
         "the states the one before staged and scored while that one is indexed; states are written and offsets "
         "committed in order, each batch once it is durable")
+    fraud_model_threads: int = Field(
+        0, ge=0, le=16, description="threads the fraud model runs in; 0: in the event loop, each stage batch in one "
+        "call (a small MLP: a model thread waited longer for the interpreter lock than the model took, see "
+        "models/batcher.py)")
     fraud_take_within_s: float = Field(
         0.02, gt=0, description="the longest a fraud stage waits to fill a micro-batch: with a backlog, a fetch fills "
         "it at once; at moderate load a payment does not wait for others (an alert is wanted before the next payment)")

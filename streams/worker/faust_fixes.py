@@ -1,4 +1,4 @@
-"""Fixes for faust-streaming 0.15.3: three stop a restarted worker from skipping events, four save CPU or latency,
+"""Fixes for faust-streaming 0.15.3: three stop a restarted worker from skipping events, five save CPU or latency,
 one keeps table writes from failing.
 
 The first two were found by `lepton chaos` (sigterm, kill-worker) and the fraud state-restart test, with the
@@ -62,7 +62,9 @@ consumer's fetches, skips, seeks and commits logged; the third by kill-worker an
    iterator yield only when `STREAM_YIELD_S` passed since the loop last had a turn (events between are a fraction of
    a millisecond each), and `take_adaptive` does not close a batch for a quiet spell while events wait in its queue.
 
-`LeptonApp` is `faust.App` with all eight installed, a version guard (the fixes override about fifteen private names
+9. **Table writes hold up the hand-over of fetched messages.** See faust_buffer.py.
+
+`LeptonApp` is `faust.App` with all nine installed, a version guard (the fixes override about fifteen private names
 of faust-streaming, so the app refuses to start on a version they were not checked against) and `on_close`, the
 hook that closes the worker's own resources once Faust has stopped the agents and the producer.
 """
@@ -85,6 +87,7 @@ from faust.types import TP, EventT
 from faust.types.tuples import ack_lock
 
 from streams.core.errors import ConfigurationError
+from streams.worker.faust_buffer import EbbingProducer
 
 WRITTEN_FOR = ("0.15.3",)  # faust-streaming versions these fixes were read against and tested with
 FETCH_MAX_WAIT_MS = 50  # the longest the broker holds a fetch for data to arrive (fix 7; Faust asks for 1,500)
@@ -188,6 +191,7 @@ class SafeFetchConsumer(faust_aiokafka.Consumer):
 
 class SafeFetchTransport(faust_aiokafka.Transport):
     Consumer = SafeFetchConsumer
+    Producer = EbbingProducer  # fix 9 (faust_buffer.py)
 
 
 class SeekFirstRecovery(Recovery):
@@ -333,7 +337,7 @@ def install_stream_yield() -> None:
 
 
 class LeptonApp(faust.App):
-    """`faust.App` with the eight fixes installed, a version guard and a close hook."""
+    """`faust.App` with the nine fixes installed, a version guard and a close hook."""
 
     def __init__(self, *args: Any, **options: Any) -> None:
         check_faust_version()

@@ -152,7 +152,8 @@ class Runtime:
                                 s.fraud.block_threshold or model.thresholds.block)
         # reasons for the payments the worker flags (explaining every payment was most of the model's time)
         score = functools.partial(model.score_batch, explain_from=thresholds.review)
-        batcher = await self._batcher(score, "fraud", s.batching.fraud_batch_size)
+        batcher = await self._batcher(score, "fraud", s.batching.fraud_batch_size,
+                                      threads=s.batching.fraud_model_threads)
         assert self.checkpoint is not None
         config = FeatureConfig(model.delay_days, model.currency, s.fraud.rates)
         self.pipelines["fraud-cards"] = CardStage(s, self.decoder, self.checkpoint, self.card_states, config)
@@ -216,11 +217,13 @@ class Runtime:
         self._follows.append(asyncio.ensure_future(follow()))
         return read
 
-    async def _batcher(self, fn: Any, name: str, max_batch_size: int | None = None, warmup: list[Any] | None = None
-                       ) -> DynamicBatcher[Any, Any]:
+    async def _batcher(self, fn: Any, name: str, max_batch_size: int | None = None, warmup: list[Any] | None = None,
+                       threads: int | None = None) -> DynamicBatcher[Any, Any]:
         batching = self.settings.batching
         if max_batch_size:
             batching = batching.model_copy(update={"max_batch_size": max_batch_size})
+        if threads is not None:
+            batching = batching.model_copy(update={"model_threads": threads})
         batcher: DynamicBatcher[Any, Any] = DynamicBatcher.from_settings(
             fn, name=name, batching=batching, warmup=warmup or (), observe=metrics.batch_observer(name))
         self.batchers.append(batcher)

@@ -296,7 +296,7 @@ async def test_from_settings_uses_the_batching_section() -> None:
     with pytest.raises(ConfigurationError):
         DynamicBatcher(Recorder(), name="bad", max_batch_size=0, max_wait_ms=1)
     with pytest.raises(ConfigurationError):
-        DynamicBatcher(Recorder(), name="bad", max_batch_size=1, max_wait_ms=1, threads=0)
+        DynamicBatcher(Recorder(), name="bad", max_batch_size=1, max_wait_ms=1, threads=-1)
 
 
 class Meeting(Recorder):
@@ -405,3 +405,38 @@ def test_cuda_path_copies_through_pinned_memory() -> None:
     moved = to_device(tensor, torch.device("cuda"))
     assert moved.is_cuda and torch.equal(moved.cpu(), tensor)
     assert to_device(moved, torch.device("cuda")) is moved
+
+
+async def test_with_no_thread_the_model_runs_in_the_event_loop_in_device_batches() -> None:
+    model = Recorder()
+    observed: list[int] = []
+    b = DynamicBatcher(model, name="inline", max_batch_size=4, max_wait_ms=60_000, threads=0, warmup=[1],
+                       observe=lambda size, waited, took: observed.append(size))
+    await b.start()
+    assert model.batches == [[1]] * WARMUP_RUNS and model.threads == {threading.get_ident()}
+    assert await within(b.submit(list(range(10)))) == [2 * x for x in range(10)]
+    assert model.batches[WARMUP_RUNS:] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert observed == [4, 4, 2] and model.threads == {threading.get_ident()}
+    await b.stop()
+    with pytest.raises(BatcherClosedError):
+        await b.submit([1])
+
+
+async def test_with_no_thread_a_failure_or_a_wrong_count_reaches_the_caller() -> None:
+    b = DynamicBatcher(Recorder(fail_on=3), name="inline-failure", max_batch_size=4, max_wait_ms=0, threads=0)
+    with pytest.raises(BatcherClosedError, match="not started"):
+        await b.submit([1])
+    await b.start()
+    with pytest.raises(ValueError, match="poison 3"):
+        await b.submit([1, 2, 3])
+    assert await b.submit([4]) == [8]  # the batcher goes on after a failed batch
+    short = DynamicBatcher(lambda items: items[1:], name="inline-short", max_batch_size=4, max_wait_ms=0, threads=0)
+    await short.start()
+    with pytest.raises(BatchResultError, match="returned 1 results for a batch of 2"):
+        await short.submit([1, 2])
+    broken = DynamicBatcher(Recorder(fail_on=7), name="inline-warm", max_batch_size=4, max_wait_ms=0, threads=0,
+                            warmup=[7])
+    with pytest.raises(ValueError, match="poison 7"):
+        await broken.start()
+    with pytest.raises(BatcherClosedError):
+        await broken.submit([1])

@@ -1,6 +1,7 @@
 """The fixes for faust-streaming: no fetched record is handed to Faust only to be skipped, no commit passes a
 message still being processed, fetched messages reach the streams as in Faust's loop with one race per fetch, and a
-stream takes its queued events in full batches on a busy event loop."""
+stream takes its queued events in full batches on a busy event loop, and a hand-over does not wait for a few hundred
+queued changelog messages."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
+from streams.worker.faust_buffer import EBB_MESSAGES, EbbingProducerBuffer
 from streams.worker.faust_fixes import (
     LeptonApp,
     SafeFetchConsumer,
@@ -101,6 +103,7 @@ def test_the_app_uses_the_fixes() -> None:
     assert isinstance(app.tables.recovery, SeekFirstRecovery)
     assert isinstance(app.consumer, SafeFetchConsumer)
     assert isinstance(app.consumer._new_consumer_thread(), SafeFetchConsumerThread)
+    assert isinstance(app.producer.buffer, EbbingProducerBuffer) and app.producer.buffer.app is app
     assert isinstance(app, faust.App)
 
 
@@ -317,3 +320,13 @@ def test_the_compiled_stream_iterator_yields_now_and_then() -> None:
         return turns - started
 
     assert asyncio.run(turns_given(1000)) < 10  # 1,000 events in well under STREAM_YIELD_S each: hardly a turn
+
+
+async def test_a_hand_over_waits_for_the_buffer_only_beyond_the_ebb_bound() -> None:
+    buffer = EbbingProducerBuffer()
+    buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))
+    for message in range(1_000):
+        buffer.put(message)  # type: ignore[arg-type]
+    began = time.perf_counter()
+    await asyncio.wait_for(buffer.wait_until_ebb(), 1)  # Faust's bound (100) would wait here: nothing sends
+    assert time.perf_counter() - began < 0.05 and buffer.max_messages == EBB_MESSAGES > 1_000
