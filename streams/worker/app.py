@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streams.core.settings import KafkaSettings, Settings
 from streams.worker import console
 from streams.worker.checkpoint import consume
-from streams.worker.faust_fixes import LeptonApp
+from streams.worker.faust_fixes import STREAM_YIELD_S, LeptonApp, yield_every
 from streams.worker.health import ConsumerHealth, watch
 from streams.worker.runtime import Runtime
 
@@ -78,14 +78,15 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
                          schema=faust.Schema(key_serializer="raw", value_serializer="json"))
 
     def agent(topics: str | tuple[str, ...], partitions: int, pipeline: str, take_max: int = 0, in_flight: int = 1,
-              within_s: float = 0.0) -> None:
+              within_s: float = 0.0, yield_every_s: float = 0.0) -> None:
         """One agent: micro-batches of its topic(s) into the named pipeline, up to `in_flight` at once, each acked
         once it is durable. Topics read together are keyed alike and have the same partitions, so Faust gives one
-        worker the same partitions of each (co-partitioned)."""
+        worker the same partitions of each (co-partitioned). `yield_every_s`: fix 8 (faust_fixes.py)."""
         names = (topics,) if isinstance(topics, str) else topics
         source = app.topic(*names, key_type=bytes, value_type=bytes, partitions=partitions)
 
         async def agent_loop(stream: faust.StreamT) -> None:
+            yield_every(yield_every_s)
             await runtime.ready()
             await consume(stream, take_max or batching.take_max, within_s or batching.take_within_s,
                           runtime.runner(pipeline), in_flight)
@@ -100,7 +101,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         runtime.card_states = table("card-state", topics.transactions_partitions)
         runtime.merchant_states = table("merchant-state", topics.transactions_partitions)
         fraud = {"take_max": batching.fraud_batch_size, "within_s": batching.fraud_take_within_s,
-                 "in_flight": batching.fraud_batches_in_flight}
+                 "in_flight": batching.fraud_batches_in_flight, "yield_every_s": STREAM_YIELD_S}
         agent((topics.transactions, topics.labels_by_card), topics.transactions_partitions, "fraud-cards", **fraud)
         agent((topics.transactions_by_merchant, topics.labels), topics.transactions_partitions, "fraud", **fraud)
     if settings.runs("recs"):  # the catalog and item-stats topics are read in full by every worker (runtime.py)

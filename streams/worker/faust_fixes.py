@@ -58,9 +58,12 @@ consumer's fetches, skips, seeks and commits logged; the third by kill-worker an
    faust-streaming's wheels carry) awaits `asyncio.sleep(0)` before each event, so on a busy loop a stream takes one
    event per turn while every other ready task (a batch's features, a bulk response, the other fraud stage) runs in
    between: at 1,400 payments/s the card stage took 9 events in 20 ms with 1,088 waiting in its queue, batches stayed
-   at 50, and alerts queued for seconds (the worker at 0.8 of a core). `install_stream_yield` has the
-   iterator yield only when `STREAM_YIELD_S` passed since the loop last had a turn (events between are a fraction of
-   a millisecond each), and `take_adaptive` does not close a batch for a quiet spell while events wait in its queue.
+   at 50, and alerts queued for seconds (the worker at 0.8 of a core). `install_stream_yield` lets an agent that
+   calls `yield_every(STREAM_YIELD_S)` (the fraud stages) have its iterator yield only when that long passed since the
+   loop last had a turn (events between are a fraction of a millisecond each); other agents keep Faust's turn per
+   event, which the sentiment pipeline's model threads need (`lepton bench sentiment`, pipeline_vs_raw of the median
+   round: 0.864-0.937 with a turn per event, 0.832-0.858 with the sentiment agent yielding every 2 ms too).
+   `take_adaptive` does not close a batch for a quiet spell while events wait in its queue.
 
 9. **Table writes hold up the hand-over of fetched messages.** See faust_buffer.py.
 
@@ -74,6 +77,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence, Set
+from contextvars import ContextVar
 from importlib.metadata import version
 from typing import Any, cast
 
@@ -91,7 +95,7 @@ from streams.worker.faust_buffer import EbbingProducer
 
 WRITTEN_FOR = ("0.15.3",)  # faust-streaming versions these fixes were read against and tested with
 FETCH_MAX_WAIT_MS = 50  # the longest the broker holds a fetch for data to arrive (fix 7; Faust asks for 1,500)
-STREAM_YIELD_S = 0.002  # a stream taking queued events gives the event loop a turn at least this often (fix 8)
+STREAM_YIELD_S = 0.002  # a fraud stage taking queued events gives the event loop a turn at least this often (fix 8)
 
 
 class SafeFetchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -314,13 +318,20 @@ class AdaptiveStream(faust.Stream):
 
 
 _last_turn = [0.0]  # when a stream last gave the event loop a turn (fix 8)
+_yield_every_s: ContextVar[float] = ContextVar("stream_yield_every_s", default=0.0)  # 0: a turn per event (Faust)
+
+
+def yield_every(seconds: float) -> None:
+    """Fix 8 for the streams the current task (an agent) iterates: a turn of the event loop at most every `seconds`
+    instead of one per event."""
+    _yield_every_s.set(seconds)
 
 
 async def _yield_now_and_then(delay: float = 0, result: Any = None) -> Any:
-    """`asyncio.sleep` for Faust's stream iterator: a zero delay yields only once STREAM_YIELD_S have passed since
-    the last turn given (fix 8); any other delay sleeps."""
+    """`asyncio.sleep` for Faust's stream iterator: a zero delay yields only once the agent's `yield_every` passed
+    since the last turn given (fix 8); any other delay sleeps."""
     now = time.monotonic()
-    if delay or now - _last_turn[0] >= STREAM_YIELD_S:
+    if delay or now - _last_turn[0] >= _yield_every_s.get():
         await asyncio.sleep(delay)
         _last_turn[0] = time.monotonic()
     return result
