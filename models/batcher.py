@@ -225,13 +225,7 @@ class DynamicBatcher(Generic[T, R]):
         results: list[R] = []
         for start in range(0, len(items), self.max_batch_size):
             inputs = items[start : start + self.max_batch_size]
-            began = time.perf_counter()
-            outputs = list(self._fn(inputs))
-            self._observe(len(inputs), 0.0, time.perf_counter() - began)
-            if len(outputs) != len(inputs):
-                raise BatchResultError(
-                    f"model {self.name} returned {len(outputs)} results for a batch of {len(inputs)} inputs")
-            results += outputs
+            results += self._call(inputs, waited=0.0)
         return results
 
     def _check_open(self) -> None:
@@ -299,18 +293,21 @@ class DynamicBatcher(Generic[T, R]):
         if self.max_queue is not None:
             self._post(self._space.set)
 
+    def _call(self, inputs: list[T], waited: float) -> list[R]:
+        """The model function on one device batch, observed; one result per input or BatchResultError."""
+        began = time.perf_counter()
+        outputs = list(self._fn(inputs))
+        self._observe(len(inputs), waited, time.perf_counter() - began)
+        if len(outputs) != len(inputs):
+            raise BatchResultError(
+                f"model {self.name} returned {len(outputs)} results for a batch of {len(inputs)} inputs")
+        return outputs
+
     def _run(self, batch: list[_Slice[T, R]]) -> None:
         """Run one device batch and post each caller its results, or the failure to every caller in it."""
         inputs = [item for s in batch for item in s.items]
         try:
-            waited = time.monotonic() - min(s.enqueued for s in batch)
-            began = time.perf_counter()
-            outputs = list(self._fn(inputs))
-            self._observe(len(inputs), waited, time.perf_counter() - began)
-            if len(outputs) != len(inputs):
-                raise BatchResultError(
-                    f"model {self.name} returned {len(outputs)} results for a batch of {len(inputs)} inputs"
-                )
+            outputs = self._call(inputs, waited=time.monotonic() - min(s.enqueued for s in batch))
         except Exception as exc:  # noqa: BLE001 - the failure goes to every caller in the batch
             with self._cond:
                 for s in batch:

@@ -16,6 +16,7 @@ from weakref import WeakSet
 import faust
 import pytest
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
+from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 from intervaltree import IntervalTree
 
@@ -331,11 +332,23 @@ def test_the_compiled_stream_iterator_yields_now_and_then() -> None:
     assert asyncio.run(in_a_fraud_agent()) < 10  # 1,000 events in well under STREAM_YIELD_S each: hardly a turn
 
 
-async def test_a_hand_over_waits_for_the_buffer_only_beyond_the_ebb_bound() -> None:
-    buffer = EbbingProducerBuffer()
+async def flushes_before_a_hand_over(buffer: ProducerBuffer, queued: int) -> list[int | None]:
+    """The flushes a hand-over waits for while `queued` changelog messages wait in `buffer`."""
     buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))
-    for message in range(1_000):
+    for message in range(queued):
         buffer.put(message)  # type: ignore[arg-type]
-    began = time.perf_counter()
-    await asyncio.wait_for(buffer.wait_until_ebb(), 1)  # Faust's bound (100) would wait here: nothing sends
-    assert time.perf_counter() - began < 0.05 and buffer.max_messages == EBB_MESSAGES > 1_000
+    flushes: list[int | None] = []
+
+    async def flush_atmost(max_messages: int | None) -> int:
+        flushes.append(max_messages)
+        return 0
+
+    buffer.flush_atmost = flush_atmost  # type: ignore[method-assign]
+    await buffer.wait_until_ebb()
+    return flushes
+
+
+async def test_a_hand_over_waits_for_the_buffer_only_beyond_the_ebb_bound() -> None:
+    assert await flushes_before_a_hand_over(ProducerBuffer(), 1_000) == [100]  # Faust's: waits past 100
+    assert await flushes_before_a_hand_over(EbbingProducerBuffer(), 1_000) == []
+    assert await flushes_before_a_hand_over(EbbingProducerBuffer(), EBB_MESSAGES + 1) == [EBB_MESSAGES]
