@@ -119,16 +119,9 @@ class CardState:
     fraud_known_at: float | None = None  # from when a confirmed fraud on the card counts (Unix seconds)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (tuples become lists)."""
-        return {
-            "n": self.n, "mean_log": self.mean_log, "m2_log": self.m2_log, "last_ts": self.last_ts,
-            "last_channel": self.last_channel, "last_lat": self.last_lat, "last_lon": self.last_lon,
-            "last_loc_ts": self.last_loc_ts, "window": [list(pair) for pair in self.window],
-            "merchants": list(self.merchants), "mccs": list(self.mccs), "countries": list(self.countries),
-            "mcc_logs": [list(entry) for entry in self.mcc_logs],
-            "devices": [list(pair) for pair in self.devices], "places": [list(pair) for pair in self.places],
-            "days": [list(entry) for entry in self.days], "fraud_known_at": self.fraud_known_at,
-        }
+        """Every field as it is: JSON-ready (tuples are written as arrays), not a copy of the tuples (this runs for
+        every changed card of every batch)."""
+        return dict(vars(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CardState:

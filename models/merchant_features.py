@@ -46,9 +46,9 @@ class MerchantState:
     newest_day: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict (keys become strings)."""
+        """Plain JSON-ready dict (day keys become strings, pairs are written as arrays)."""
         return {"counts": {str(d): n for d, n in self.counts.items()},
-                "frauds": {i: list(pair) for i, pair in self.frauds.items()}, "newest_day": self.newest_day}
+                "frauds": dict(self.frauds), "newest_day": self.newest_day}
 
     def copy(self) -> MerchantState:
         """An independent copy (the update functions change a state in place)."""

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import orjson
 import requests
 from pydantic import BaseModel
 
@@ -33,7 +34,7 @@ class Doc:
     @classmethod
     def of(cls, index: str, id: str, body: BaseModel | dict[str, Any]) -> Doc:
         """A document from a pydantic model (serialised by pydantic, in Rust) or a plain JSON-ready dict."""
-        source = body.model_dump_json().encode() if isinstance(body, BaseModel) else json.dumps(body).encode()
+        source = body.model_dump_json().encode() if isinstance(body, BaseModel) else orjson.dumps(body)
         return cls(index, id, source)
 
     @property
@@ -200,6 +201,6 @@ def bulk_body(docs: Iterable[Doc]) -> bytes:
     """The NDJSON body of a bulk request: deterministic ids make a replay overwrite, not duplicate."""
     lines: list[bytes] = []
     for doc in docs:
-        lines.append(json.dumps({"index": {"_index": doc.index, "_id": doc.id}}).encode())
+        lines.append(orjson.dumps({"index": {"_index": doc.index, "_id": doc.id}}))
         lines.append(doc.source)
     return b"\n".join(lines) + b"\n" if lines else b""

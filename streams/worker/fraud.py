@@ -36,6 +36,7 @@ from streams.worker.pipeline import Pipeline
 Score = Callable[[list[ScoreRequest]], Awaitable[list[FraudScore]]]
 SEVERITY = {"review": "medium", "block": "critical"}
 MerchantEvent = CardFeatures | ChargebackLabel
+AMOUNT = FEATURE_NAMES.index("amount")
 EVIDENCE = ("amount_z", "amount_ratio", "count_1h", "count_24h", "merchant_count_7d", "merchant_fraud_rate_1d",
             "merchant_fraud_rate_7d", "merchant_fraud_rate_30d", "merchant_frauds_30d", "card_known_fraud")
 
@@ -123,6 +124,9 @@ class FraudPipeline(Pipeline[MerchantEvent, MerchantStep]):  # type: ignore[type
 
     def outputs(self, scored: list[tuple[MerchantStep, FraudScore | None]]) -> Outputs:
         out = Outputs(alert_topic=self.settings.topics.alerts_fraud)
+        requests = [step.request for step, _ in scored if step.request is not None]
+        # the batch's features rounded for the documents in one array operation, not one float at a time
+        rounded = iter(np.round(np.stack([r.features for r in requests]), 6).tolist() if requests else [])
         for step, score in scored:
             if isinstance(step.event, ChargebackLabel):
                 if step.event.fraud and step.event.card_token:  # the card stage marks the card
@@ -130,7 +134,7 @@ class FraudPipeline(Pipeline[MerchantEvent, MerchantStep]):  # type: ignore[type
                                                 step.event.model_dump_json(exclude_none=True).encode()))
                 continue
             assert score is not None and step.request is not None
-            doc = self._document(step.event, step.request.features, score)
+            doc = self._document(step.event, step.request, next(rounded), score)
             metrics.MODEL_SCORES.labels("fraud").observe(doc.fraud_score)
             out.documents.append((Doc.of(monthly_index(self.prefix, "transactions", doc.event_time), doc.event_id, doc),
                                   step.record))
@@ -151,18 +155,20 @@ class FraudPipeline(Pipeline[MerchantEvent, MerchantStep]):  # type: ignore[type
         """The transactions scored (outcomes are not)."""
         return sum(score is not None for _, score in scored)
 
-    def _document(self, event: CardFeatures, features: np.ndarray, score: FraudScore) -> FraudDoc:
+    def _document(self, event: CardFeatures, request: ScoreRequest, rounded: list[float], score: FraudScore
+                  ) -> FraudDoc:
+        """The transaction's document; `rounded` is the request's features rounded to 6 decimals."""
         txn = event.transaction
         decision = self.thresholds.decide(score.probability)
         return FraudDoc(
             event_id=txn.id, event_time=txn.ts, processed_at=utc_now(), model_name=score.model,
             model_version=score.version, topic=event.topic, partition=event.partition, offset=event.offset,
             card_token=txn.card_token, amount=txn.amount, currency=txn.currency,
-            amount_reference=round(float(features[FEATURE_NAMES.index("amount")]), 2),
+            amount_reference=round(float(request.features[AMOUNT]), 2),
             reference_currency=self.config.reference_currency, merchant_id=txn.merchant_id, mcc=txn.mcc,
             country=txn.country, channel=txn.channel, fraud_score=score.probability, decision=decision,
             flagged=decision != "approve", reasons=score.reasons[:3],
-            features={name: round(float(value), 6) for name, value in zip(FEATURE_NAMES, features, strict=True)},
+            features=dict(zip(FEATURE_NAMES, rounded, strict=True)),
         )
 
     def _alert(self, doc: FraudDoc) -> Alert:
