@@ -47,6 +47,18 @@ def stratified_split(labels: list[int], fraction: float, seed: int) -> tuple[lis
     return sorted(train), sorted(dev)
 
 
+def stratified_folds(labels: list[int], indices: list[int], folds: int, seed: int) -> list[list[int]]:
+    """`indices` cut into `folds` disjoint parts, each label dealt out in turn after a seeded shuffle."""
+    rng = random.Random(seed)
+    parts: list[list[int]] = [[] for _ in range(folds)]
+    for label in sorted({labels[i] for i in indices}):
+        members = [i for i in indices if labels[i] == label]
+        rng.shuffle(members)
+        for position, index in enumerate(members):
+            parts[position % folds].append(index)
+    return [sorted(part) for part in parts]
+
+
 def length_batches(lengths: list[int], indices: list[int], size: int, rng: random.Random) -> list[list[int]]:
     """Shuffled batches of similar-length texts (less padding), in shuffled order."""
     shuffled = indices[:]

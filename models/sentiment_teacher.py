@@ -13,6 +13,12 @@ student's stratified split and keeps its best epoch by dev macro-F1, so the dev 
 
 The members (their trained tensors only, fp32, about 45 MB each) and `teacher.json` go to an ignored folder; they are
 reproduced by `lepton train sentiment-teacher`, not committed.
+
+Cross-fitting (`folds` >= 2): the training part is cut into stratified folds and member k trains without fold
+k % folds, so every training headline is labelled by members that never saw it (a member's probabilities on its own
+training headlines are close to their labels and teach the student little beyond them). `Teacher.probabilities`
+averages, for each text, the members that held it out, and every member for texts no member held out (the dev fold,
+unlabelled headlines, or all texts without cross-fitting).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from models.sentiment_fit import (
     param_groups,
     seed_everything,
     soft_cross_entropy,
+    stratified_folds,
     stratified_split,
 )
 from models.sentiment_metrics import classification_metrics
@@ -55,7 +62,8 @@ EVAL_BATCH = 128
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """Everything that determines the ensemble (recorded in teacher.json); member k uses seed + k, decays[k % len]."""
+    """Everything that determines the ensemble (recorded in teacher.json); member k uses seed + k, decays[k % len]
+    and, with `folds` >= 2, trains without fold k % folds of the training part (0: every member on all of it)."""
 
     members: int = 3
     split_seed: int = 13
@@ -71,6 +79,7 @@ class TeacherConfig:
     dropout: float = 0.1
     class_weighted: bool = True
     threads: int = 2
+    folds: int = 0
 
 
 class Member(nn.Module):
@@ -220,9 +229,12 @@ def train_teacher(
     encoder = get_encoder("cpu")
     ids = token_ids(encoder, rows.texts)
     split = stratified_split(rows.labels, config.dev_fraction, config.split_seed)
-    dev_idx = split[1]
+    train_idx, dev_idx = split
+    folds = stratified_folds(rows.labels, train_idx, config.folds, config.seed) if config.folds >= 2 else []
     records, dev_probabilities = [], []
     for index in range(config.members):
+        held_out = folds[index % len(folds)] if folds else []
+        member_split = (sorted(set(train_idx) - set(held_out)), dev_idx)
         file = out / f"member-{index}.safetensors"
         if resume and file.is_file():
             member = load_member(encoder, file, config.dropout)
@@ -231,8 +243,10 @@ def train_teacher(
                       "best_epoch": None, "history": [], "train_seconds": None, "resumed_from": file.name,
                       "dev_metrics": classification_metrics([rows.labels[i] for i in dev_idx], predicted.tolist())}
         else:
-            member, record = train_member(encoder, ids, rows.labels, split, config, index, progress, on_epoch)
+            member, record = train_member(encoder, ids, rows.labels, member_split, config, index, progress, on_epoch)
             save_file(_trained_state(member), str(file))
+        seen = {text_key(rows.texts[i]) for i in member_split[0]}  # a repeated headline may sit in both parts
+        record["held_out_texts"] = sorted({text_key(rows.texts[i]) for i in held_out} - seen)
         dev_probabilities.append(member_probabilities(member, ids, dev_idx, encoder.tokenizer.pad_token_id))
         records.append(record)
     ensemble = torch.stack(dev_probabilities).mean(dim=0).argmax(dim=-1).tolist()
@@ -258,6 +272,11 @@ def load_member(encoder: Encoder, file: Path, dropout: float) -> Member:
     if unexpected or set(missing) - {f"bert.{name}" for name in FROZEN}:
         raise ModelArtifactError(f"{file} does not match a member: missing {missing}, extra {unexpected}")
     return member
+
+
+def text_key(text: str) -> str:
+    """A short digest of a text: how teacher.json names the headlines a member held out."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def indices_digest(indices: list[int]) -> str:
@@ -299,8 +318,17 @@ class Teacher:
         return probabilities
 
     def probabilities(self, texts: list[str], progress: ProgressFactory = no_progress) -> torch.Tensor:
-        """[n, 3] mean of the members' probabilities (dataset label order), on the CPU in fp32."""
-        return torch.stack(self.member_probabilities(texts, progress)).mean(dim=0)
+        """[n, 3] mean of the members' probabilities (dataset label order), on the CPU in fp32: for each text, of
+        the members that held it out where any did (cross-fitting), else of all members."""
+        stacked = torch.stack(self.member_probabilities(texts, progress))
+        keys = [text_key(text) for text in texts]
+        held_out = torch.tensor([[key in held for key in keys] for held in self.held_out()], dtype=stacked.dtype)
+        weights = torch.where(held_out.sum(dim=0, keepdim=True) > 0, held_out, torch.ones_like(held_out))
+        return (stacked * weights[..., None]).sum(dim=0) / weights.sum(dim=0)[:, None]
+
+    def held_out(self) -> list[set[str]]:
+        """Each member's held-out headlines (text keys); empty sets without cross-fitting."""
+        return [set(m.get("held_out_texts", ())) for m in self.meta["members"]]
 
     def member_probabilities(self, texts: list[str], progress: ProgressFactory = no_progress) -> list[torch.Tensor]:
         """Each member's [n, 3] probabilities."""

@@ -98,7 +98,8 @@ def teacher_command(meta: dict[str, Any]) -> str:
     """The command that reproduces a teacher, from its teacher.json."""
     c = meta["config"]
     return (f"lepton train sentiment-teacher --data {meta['data_file']} --members {c['members']} --epochs "
-            f"{c['epochs']} --seed {c['seed']} --split-seed {c['split_seed']} --dev-fraction {c['dev_fraction']}")
+            f"{c['epochs']} --seed {c['seed']} --split-seed {c['split_seed']} --dev-fraction {c['dev_fraction']}"
+            + (f" --folds {c['folds']}" if c.get("folds", 0) >= 2 else ""))
 
 
 def teacher_summary(meta: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +123,8 @@ def train_sentiment_teacher(
     split_seed: int = typer.Option(13, "--split-seed", help="Seed of the dev split (the student's must match)."),
     dev_fraction: float = typer.Option(0.1, "--dev-fraction", min=0.02, max=0.5, help="Share held out as dev."),
     threads: int = typer.Option(2, "--threads", min=1, help="torch CPU threads."),
+    folds: int = typer.Option(0, "--folds", min=0, help="Cross-fit: member k trains without fold k % folds of the "
+                              "training part, and labels it for the student (0: every member sees all of it)."),
     resume: bool = typer.Option(False, "--resume", help="Keep members already in --out (an interrupted run with "
                                 "the same options) instead of training them again."),
 ) -> None:
@@ -129,8 +132,11 @@ def train_sentiment_teacher(
     from models.sentiment_data import read_labelled_csv
     from models.sentiment_teacher import TeacherConfig, train_teacher
 
+    if folds == 1 or folds > members:
+        raise typer.BadParameter(f"--folds takes 0 (no cross-fitting) or 2 to --members ({members}): every fold needs "
+                                 "a member that did not see it", param_hint="--folds")
     config = TeacherConfig(members=members, epochs=epochs, seed=seed, split_seed=split_seed,
-                           dev_fraction=dev_fraction, threads=threads)
+                           dev_fraction=dev_fraction, threads=threads, folds=folds)
     started = time.monotonic()
     with progress_bars() as progress:
         meta = train_teacher(data, read_labelled_csv(data), config, out, progress, _print_epoch, resume)

@@ -115,3 +115,37 @@ def test_resume_keeps_a_member_file_scores_it_and_records_that_it_was_not_traine
     assert record["resumed_from"] == "member-0.safetensors" and record["train_seconds"] is None
     assert record["dev_metrics"]["n"] == 6 and meta["dev_metrics"] == record["dev_metrics"]
     assert Teacher(out).probabilities(["headline number 1"]).shape == (1, 3)
+
+
+def test_cross_fitted_members_each_label_the_fold_they_did_not_see(tmp_path: Path) -> None:
+    from models.sentiment_data import read_labelled_csv
+    from models.sentiment_fit import stratified_folds, stratified_split
+    from models.sentiment_teacher import Teacher, text_key, train_teacher
+
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\n" + "".join(f"headline number {i},{i % 3}\n" for i in range(30)))
+    rows = read_labelled_csv(data)
+    config = TeacherConfig(members=2, folds=2, dev_fraction=0.2, epochs=1)
+    meta = train_teacher(data, rows, config, tmp_path / "teacher")
+    train_idx, dev_idx = stratified_split(rows.labels, config.dev_fraction, config.split_seed)
+    folds = stratified_folds(rows.labels, train_idx, 2, config.seed)
+    assert sorted(folds[0] + folds[1]) == train_idx and not set(folds[0]) & set(folds[1])
+    held = [set(m["held_out_texts"]) for m in meta["members"]]
+    assert held == [{text_key(rows.texts[i]) for i in fold} for fold in folds]
+
+    teacher = Teacher(tmp_path / "teacher")
+    first, second, unseen = rows.texts[folds[0][0]], rows.texts[folds[1][0]], rows.texts[dev_idx[0]]
+    each = teacher.member_probabilities([first, second, unseen])
+    mixed = teacher.probabilities([first, second, unseen])
+    assert torch.allclose(mixed[0], each[0][0]) and torch.allclose(mixed[1], each[1][1])
+    assert torch.allclose(mixed[2], (each[0][2] + each[1][2]) / 2)
+    assert not torch.allclose(each[0][2], each[1][2])  # the members differ, so the checks above can fail
+
+
+def test_stratified_folds_keep_each_label_share() -> None:
+    from models.sentiment_fit import stratified_folds
+
+    labels = [0] * 40 + [1] * 20 + [2] * 10
+    parts = stratified_folds(labels, list(range(70)), 2, seed=1)
+    assert [sorted(labels[i] for i in part).count(2) for part in parts] == [5, 5]
+    assert [len(part) for part in parts] == [35, 35]
