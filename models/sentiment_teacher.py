@@ -245,8 +245,8 @@ def train_teacher(
         else:
             member, record = train_member(encoder, ids, rows.labels, member_split, config, index, progress, on_epoch)
             save_file(_trained_state(member), str(file))
-        seen = {text_key(rows.texts[i]) for i in member_split[0]}  # a repeated headline may sit in both parts
-        record["held_out_texts"] = sorted({text_key(rows.texts[i]) for i in held_out} - seen)
+        seen = {text_key(rows.texts[i]) for i in member_split[0]} if held_out else set()  # a repeated headline
+        record["held_out_texts"] = sorted({text_key(rows.texts[i]) for i in held_out} - seen)  # may sit in both
         dev_probabilities.append(member_probabilities(member, ids, dev_idx, encoder.tokenizer.pad_token_id))
         records.append(record)
     ensemble = torch.stack(dev_probabilities).mean(dim=0).argmax(dim=-1).tolist()
