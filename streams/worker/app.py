@@ -40,7 +40,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
     """The worker's Faust app with its agents and web pages, and the runtime they share."""
     faust_dir = settings.local.state_dir / "faust"
     faust_dir.mkdir(parents=True, exist_ok=True)  # Faust creates only the last folder of its datadir
-    app = LeptonApp(  # faust.App with nine fixes (faust_fixes.py)
+    app = LeptonApp(  # faust.App with eleven fixes (faust_fixes.py, faust_producer.py)
         settings.worker_id,
         broker=[f"kafka://{server}" for server in settings.kafka.bootstrap_servers.split(",")],
         broker_credentials=faust_credentials(settings.kafka),  # SASL and/or TLS from LEPTON_KAFKA__*

@@ -1,4 +1,4 @@
-"""Fixes for faust-streaming 0.15.3: three stop a restarted worker from skipping events, six save CPU or latency,
+"""Fixes for faust-streaming 0.15.3: three stop a restarted worker from skipping events, seven save CPU or latency,
 one keeps table writes from failing.
 
 The first two were found by `lepton chaos` (sigterm, kill-worker) and the fraud state-restart test, with the
@@ -65,7 +65,7 @@ consumer's fetches, skips, seeks and commits logged; the third by kill-worker an
    round: 0.864-0.937 with a turn per event, 0.832-0.858 with the sentiment agent yielding every 2 ms too).
    `take_adaptive` does not close a batch for a quiet spell while events wait in its queue.
 
-9. **Table writes hold up the hand-over of fetched messages.** See faust_buffer.py.
+9. **Table writes hold up the hand-over of fetched messages.** See faust_producer.py.
 
 10. **Every 10,000 acks the streams get nothing for half a second.** Faust's fetch loop awaits a whole commit
     (flush every queued produce, then commit offsets) before it hands over the next message once
@@ -73,7 +73,9 @@ consumer's fetches, skips, seeks and commits logged; the third by kill-worker an
     alerts were 0.5-1.3 s late every 4 s, at 800/s every 6 s. `SafeFetchConsumer` hands over without it; the commit
     timer still commits every `broker_commit_interval` (1 s), beside the streams instead of in their way.
 
-`LeptonApp` is `faust.App` with all ten installed, a version guard (the fixes override about fifteen private names
+11. **Every message Faust sends waits three turns of the event loop.** See faust_producer.py.
+
+`LeptonApp` is `faust.App` with all eleven installed, a version guard (the fixes override about fifteen private names
 of faust-streaming, so the app refuses to start on a version they were not checked against) and `on_close`, the
 hook that closes the worker's own resources once Faust has stopped the agents and the producer.
 """
@@ -97,7 +99,7 @@ from faust.types import TP, EventT
 from faust.types.tuples import ack_lock
 
 from streams.core.errors import ConfigurationError
-from streams.worker.faust_buffer import EbbingProducer
+from streams.worker.faust_producer import EbbingProducer, ReadyProducerApp
 
 WRITTEN_FOR = ("0.15.3",)  # faust-streaming versions these fixes were read against and tested with
 FETCH_MAX_WAIT_MS = 50  # the longest the broker holds a fetch for data to arrive (fix 7; Faust asks for 1,500)
@@ -199,7 +201,7 @@ class SafeFetchConsumer(faust_aiokafka.Consumer):
 
 class SafeFetchTransport(faust_aiokafka.Transport):
     Consumer = SafeFetchConsumer
-    Producer = EbbingProducer  # fix 9 (faust_buffer.py)
+    Producer = EbbingProducer  # fix 9 (faust_producer.py)
 
 
 class SeekFirstRecovery(Recovery):
@@ -351,8 +353,8 @@ def install_stream_yield() -> None:
     compiled.sleep = _yield_now_and_then  # type: ignore[attr-defined]
 
 
-class LeptonApp(faust.App):
-    """`faust.App` with the ten fixes installed, a version guard and a close hook."""
+class LeptonApp(ReadyProducerApp):
+    """`faust.App` with the eleven fixes installed, a version guard and a close hook."""
 
     def __init__(self, *args: Any, **options: Any) -> None:
         check_faust_version()

@@ -1,7 +1,7 @@
 """The fixes for faust-streaming: no fetched record is handed to Faust only to be skipped, no commit passes a
-message still being processed, fetched messages reach the streams as in Faust's loop with one race per fetch, and a
-stream takes its queued events in full batches on a busy event loop, and a hand-over does not wait for a few hundred
-queued changelog messages."""
+message still being processed, fetched messages reach the streams as in Faust's loop with one race per fetch, a
+stream takes its queued events in full batches on a busy event loop, and a hand-over never waits for a commit (the
+producer's fixes: test_faust_producer.py)."""
 
 from __future__ import annotations
 
@@ -16,11 +16,9 @@ from weakref import WeakSet
 import faust
 import pytest
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
-from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 from intervaltree import IntervalTree
 
-from streams.worker.faust_buffer import EBB_MESSAGES, EbbingProducerBuffer
 from streams.worker.faust_fixes import (
     STREAM_YIELD_S,
     LeptonApp,
@@ -30,6 +28,7 @@ from streams.worker.faust_fixes import (
     _yield_now_and_then,
     yield_every,
 )
+from streams.worker.faust_producer import EbbingProducerBuffer
 
 NEWS, CARDS, CHANGELOG = TP("news", 0), TP("transactions", 1), TP("card-state-changelog", 1)
 
@@ -330,28 +329,6 @@ def test_the_compiled_stream_iterator_yields_now_and_then() -> None:
         return await turns_given(1000)
 
     assert asyncio.run(in_a_fraud_agent()) < 10  # 1,000 events in well under STREAM_YIELD_S each: hardly a turn
-
-
-async def flushes_before_a_hand_over(buffer: ProducerBuffer, queued: int) -> list[int | None]:
-    """The flushes a hand-over waits for while `queued` changelog messages wait in `buffer`."""
-    buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))
-    for message in range(queued):
-        buffer.put(message)  # type: ignore[arg-type]
-    flushes: list[int | None] = []
-
-    async def flush_atmost(max_messages: int | None) -> int:
-        flushes.append(max_messages)
-        return 0
-
-    buffer.flush_atmost = flush_atmost  # type: ignore[method-assign]
-    await buffer.wait_until_ebb()
-    return flushes
-
-
-async def test_a_hand_over_waits_for_the_buffer_only_beyond_the_ebb_bound() -> None:
-    assert await flushes_before_a_hand_over(ProducerBuffer(), 1_000) == [100]  # Faust's: waits past 100
-    assert await flushes_before_a_hand_over(EbbingProducerBuffer(), 1_000) == []
-    assert await flushes_before_a_hand_over(EbbingProducerBuffer(), EBB_MESSAGES + 1) == [EBB_MESSAGES]
 
 
 def counting_commits(drain_messages: Any, commits: list[int]) -> Any:

@@ -1,0 +1,66 @@
+"""Fixes 9 and 11 for faust-streaming 0.15.3 (see faust_fixes.py for the others): the producer side.
+
+9. **Table writes hold up fetched messages.** A write to a Faust table queues its changelog message in the producer's
+   buffer (`ProducerBuffer`), which a background task sends. While more than 100 wait, every message handed to the
+   streams first waits for the buffer to ebb (`Conductor.on_message` awaits `wait_until_ebb`, up to 0.1 s for the
+   sender's next turn). The fraud stages write a card's and a merchant's state per payment, so at 2,000 payments/s
+   the buffer held 300-1,000 messages, the consumer's hand-over of one fetch stalled 0.3-2 s (up to 15 waits of
+   about 0.1 s each, logged), and the stages got their events in bursts about a second apart. `EbbingProducerBuffer`
+   makes a hand-over wait only beyond `EBB_MESSAGES` queued. Durability does not change: Faust flushes the whole
+   buffer, and waits for the broker's acknowledgements, before it commits any offset (`Consumer.commit`), and the
+   bound still holds the streams back when the sender falls far behind.
+
+11. **Every message Faust sends waits three turns of the event loop.** `Topic.publish_message` (every send: table
+    changelogs, the next stage's topic, alerts) first awaits `App.maybe_start_producer`, which Faust guards against
+    concurrent starts with mode's `stampede`: a new task per call, awaited through `asyncio.shield`, even once the
+    producer runs. The buffer's sender sends one message at a time, so on a busy loop it sent about 800 changelog
+    messages a second while the fraud stages wrote 2,400 (1,200 payments/s, logged): the buffer grew to the bound
+    every 5-6 s and the streams stalled about a second while it drained. `ReadyProducerApp` returns the producer at
+    once after its first start has finished; until then Faust's guarded start runs as before.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.transport.producer import ProducerBuffer
+from mode.utils.futures import StampedeWrapper
+
+EBB_MESSAGES = 8192  # changelog messages queued beyond which a hand-over waits for the buffer (Faust: 100)
+
+
+class EbbingProducerBuffer(ProducerBuffer):
+    """`ProducerBuffer` with the larger bound (fix 9)."""
+
+    max_messages = EBB_MESSAGES
+
+
+class EbbingProducer(faust_aiokafka.Producer):
+    """Faust's aiokafka producer with that buffer (fix 9)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.app.conf.producer_threaded:
+            return  # the threaded producer queues in its own thread: Faust's buffer is kept
+        self.buffer = EbbingProducerBuffer(loop=self.loop, beacon=self.beacon)
+        self.buffer.app = self.app
+
+
+class ReadyProducerApp(faust.App):
+    """`faust.App` whose `maybe_start_producer` costs nothing once the producer has started (fix 11)."""
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)
+        # Faust's own method, guarded against concurrent starts (wrapped here: reading it through the instance
+        # would cache the guard in the instance's namespace, over the override below)
+        self._start_producer_once = StampedeWrapper(faust.App.maybe_start_producer.__wrapped__, self)
+        self._producer_ready = False
+
+    async def maybe_start_producer(self) -> Any:
+        if self._producer_ready:
+            return self.producer
+        producer = await self._start_producer_once()
+        self._producer_ready = not self.in_transaction  # exactly-once sends go through the consumer's transactions
+        return producer
