@@ -256,10 +256,10 @@ class BatchingSettings(Section):
         512, ge=1, le=4096, description="micro-batch and device batch of the fraud agent (a small MLP: large "
         "batches cost little latency and save per-batch overhead)")
     fraud_batches_in_flight: int = Field(
-        8, ge=1, le=8, description="micro-batches each fraud stage works on at once: the next one is prepared from "
-        "the states the one before staged and scored while the ones before are indexed; states are written and "
-        "offsets committed in order, each batch once it is durable (8 against 2: the pipeline drains 4,200-5,700 "
-        "payments/s instead of 3,300-4,000, docs/performance.md)")
+        8, ge=1, le=8, description="micro-batches each fraud stage works on at once once a batch comes full (a "
+        "backlog; while none does, 2): each is prepared from the states the batch before it staged and scored while "
+        "the ones before it are indexed; states are written and offsets committed in order, each batch once it is "
+        "durable (docs/performance.md)")
     fraud_model_threads: int = Field(
         0, ge=0, le=16, description="threads the fraud model runs in; 0: in the event loop, each stage batch in one "
         "call (a small MLP: a model thread waited longer for the interpreter lock than the model took, see "

@@ -143,11 +143,14 @@ class Checkpoint:
 
 
 async def consume(stream: Any, take_max: int, within_s: float, run: Callable[[list[Record]], Awaitable[None]],
-                  in_flight: int = 1) -> None:
+                  in_flight: int = 1, quiet_in_flight: int = 0) -> None:
     """An agent's loop: micro-batches of a Faust stream through `run`, up to `in_flight` of them at once. A batch's
     events are acked as soon as its `run` has returned (everything durable) and every batch before it was acked, so
     Faust commits no offset past an unfinished batch. A batch closes when full, when `within_s` passed, or when no
-    event came for a couple of milliseconds (faust_fixes.py, fix 5): a backlog fills it, a lone event does not wait."""
+    event came for a couple of milliseconds (faust_fixes.py, fix 5): a backlog fills it, a lone event does not wait.
+    With `quiet_in_flight`, only that many are in flight after a batch that came in short of `take_max` (no backlog:
+    the next events wait for a slot and come together, instead of as many small batches, each with its own
+    requests); a full batch opens all `in_flight` slots."""
     pending: set[asyncio.Future[None]] = set()
     latest: asyncio.Future[None] | None = None
 
@@ -165,7 +168,8 @@ async def consume(stream: Any, take_max: int, within_s: float, run: Callable[[li
             latest = asyncio.ensure_future(finish(records, events, latest))
             pending.add(latest)
             latest.add_done_callback(pending.discard)
-            while len(pending) >= in_flight:
+            limit = in_flight if not quiet_in_flight or len(events) >= take_max else min(quiet_in_flight, in_flight)
+            while len(pending) >= limit:
                 await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)  # cancelling this cancels no batch
     finally:
         if pending:  # stopping: finish what was taken, so nothing is acked that was not made durable

@@ -1,10 +1,13 @@
 """The checkpoint: outputs durable before a batch may be acked, refused documents dead-lettered, a failing pipeline
-quarantined, and the agent loop that lets Faust ack a batch only after it was made durable."""
+quarantined, and the agent loop that lets Faust ack a batch only after it was made durable, with fewer batches in
+flight when none comes full."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+
+import pytest
 
 from sinks.search import BulkItemError, Doc
 from streams.core.events import Alert, utc_now
@@ -148,6 +151,23 @@ async def test_batches_in_flight_are_acked_in_the_order_they_came_each_once_it_r
     gates[4].set(), gates[6].set()
     await agent
     assert stream.acked == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize(("quiet_in_flight", "taken"), [(0, [1, 11, 21, 22]), (2, [1, 11, 21])])
+async def test_short_batches_keep_fewer_in_flight_than_a_backlog(quiet_in_flight: int, taken: list[int]) -> None:
+    stream, started, gate = Stream([list(range(1, 11)), list(range(11, 21)), [21], [22]]), [], asyncio.Event()
+
+    async def run(records: list[Record]) -> None:
+        started.append(records[0].offset)
+        await gate.wait()
+
+    agent = asyncio.ensure_future(consume(stream, 10, 0.1, run, in_flight=4, quiet_in_flight=quiet_in_flight))
+    await asyncio.sleep(0.01)
+    # two full batches (a backlog) open all four slots; after the short third, only two may be in flight
+    assert started == taken
+    gate.set()
+    await agent
+    assert started == [1, 11, 21, 22] and stream.acked == list(range(1, 23))
 
 
 async def test_a_finished_batch_is_acked_while_no_further_batch_comes() -> None:
