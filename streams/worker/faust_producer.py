@@ -6,9 +6,10 @@
    sender's next turn). The fraud stages write a card's and a merchant's state per payment, so at 2,000 payments/s
    the buffer held 300-1,000 messages, the consumer's hand-over of one fetch stalled 0.3-2 s (up to 15 waits of
    about 0.1 s each, logged), and the stages got their events in bursts about a second apart. `EbbingProducerBuffer`
-   makes a hand-over wait only beyond `EBB_MESSAGES` queued. Durability does not change: Faust flushes the whole
-   buffer, and waits for the broker's acknowledgements, before it commits any offset (`Consumer.commit`), and the
-   bound still holds the streams back when the sender falls far behind.
+   makes a hand-over wait only beyond `EBB_MESSAGES` queued, and then only until the buffer is back under the bound
+   (Faust's waits for as many sends as the bound, here almost the whole buffer). Durability does not change: Faust
+   flushes the whole buffer, and waits for the broker's acknowledgements, before it commits any offset
+   (`Consumer.commit`), and the bound still holds the streams back when the sender falls far behind.
 
 11. **Every message Faust sends waits three turns of the event loop.** `Topic.publish_message` (every send: table
     changelogs, the next stage's topic, alerts) first awaits `App.maybe_start_producer`, which Faust guards against
@@ -35,6 +36,12 @@ class EbbingProducerBuffer(ProducerBuffer):
     """`ProducerBuffer` with the larger bound (fix 9)."""
 
     max_messages = EBB_MESSAGES
+
+    async def wait_until_ebb(self) -> None:
+        """Wait while more than the bound are queued, until the excess is sent (or no send came for 0.1 s)."""
+        excess = self.size - self.max_messages
+        if excess > 0:
+            await self.flush_atmost(excess)
 
 
 class EbbingProducer(faust_aiokafka.Producer):
