@@ -27,7 +27,6 @@ from typing import Any
 from confluent_kafka.admin import NewTopic
 from rich.console import Console
 
-from infra.local.services import Kafka, Search, process_of
 from sinks.search import Doc, SearchClient, connect
 from streams.broker.producer import EventProducer
 from streams.broker.topics import admin_client, create_topics, delete_run
@@ -35,7 +34,7 @@ from streams.core.errors import ServiceError
 from streams.core.events import utc_now
 from streams.core.settings import KafkaSettings, Settings, get_settings
 from streams.generators.transactions import TransactionGenerator
-from streams.tools.bench_sentiment import CoreShares
+from streams.tools.core_shares import stack_shares
 from streams.tools.worker_process import WorkerProcess, free_port, isolated
 
 console = Console(stderr=True)
@@ -127,19 +126,13 @@ def wait_indexed(worker: WorkerProcess, total: int, timeout_s: float, every_s: f
     return time.time()
 
 
-def core_shares(settings: Settings, worker: WorkerProcess | None = None) -> CoreShares:
-    """How the cores are shared from now on: the worker (when given), the local search engine and broker, the rest."""
-    pids = {"search": process_of(Search(settings.local)).pid(), "broker": process_of(Kafka(settings.local)).pid()}
-    return CoreShares(({"worker": worker.pid} if worker else {}) | pids)
-
-
 def pipeline_rate(s: Settings, worker: WorkerProcess, client: SearchClient, count: int
                   ) -> tuple[float, dict[str, float]]:
     """Transactions per second of the worker on the pre-produced topic, from the first document built to the last,
     and the cores each process used from the worker's readiness to the last document."""
     worker.start()
     worker.wait_ready()
-    shares = core_shares(s, worker)
+    shares = stack_shares(s, {"worker": worker.pid})
     shares.start()
     ready = time.time()
     ended = wait_indexed(worker, count, 600)
@@ -174,7 +167,7 @@ def sink_rate(s: Settings, client: SearchClient, docs: list[dict[str, Any]]) -> 
     each process used meanwhile."""
     index = f"{s.search.index_prefix}-transactions-sink-ceiling"
     batch = s.search.bulk_max_docs
-    shares = core_shares(s)
+    shares = stack_shares(s, {})
     shares.start()
     written, started = 0, time.perf_counter()
     for start in range(0, len(docs), batch):

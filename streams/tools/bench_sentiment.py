@@ -31,7 +31,6 @@ is compared with the best the model alone does on this machine.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -41,8 +40,6 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-from infra.local.process import cpu_seconds, host_busy_seconds
-from infra.local.services import Kafka, Search, process_of
 from sinks.search import connect
 from sinks.templates import monthly_index
 from streams.broker.producer import EventProducer
@@ -51,6 +48,7 @@ from streams.core.errors import ServiceError
 from streams.core.events import utc_now
 from streams.core.settings import Settings, get_settings
 from streams.generators.news import NewsGenerator
+from streams.tools.core_shares import stack_shares
 from streams.tools.worker_process import WorkerProcess, free_port, isolated
 
 console = Console(stderr=True)
@@ -87,36 +85,11 @@ def raw_model_rate(texts: list[str], batch_size: int, device: str, model_threads
     return rates, str(model.encoder.device)
 
 
-class CoreShares:
-    """Cores that the worker, the local stack's search engine and broker, everything else, and nobody (idle) used
-    from `start()` on, over a given time (Linux /proc)."""
-
-    def __init__(self, pids: dict[str, int | None]) -> None:
-        self.pids = {name: pid for name, pid in pids.items() if pid is not None}
-        self.begin: dict[str, float] = {}
-
-    def _now(self) -> dict[str, float]:
-        return {name: cpu_seconds(pid) or 0.0 for name, pid in self.pids.items()} | {"host": host_busy_seconds()}
-
-    def start(self) -> None:
-        self.begin = self._now()
-
-    def over(self, elapsed_s: float) -> dict[str, float]:
-        """Cores used since start() over `elapsed_s` (the clock stopped a poll before this call: that tail is idle
-        but for the poll)."""
-        used = {name: value - self.begin[name] for name, value in self._now().items()}
-        busy = used.pop("host")
-        cores = {name: value / elapsed_s for name, value in used.items()}
-        cores["other"] = max(0.0, busy / elapsed_s - sum(cores.values()))
-        cores["idle"] = max(0.0, (os.cpu_count() or 1) - busy / elapsed_s)
-        return {name: round(value, 3) for name, value in cores.items()}
-
-
 def pipeline_rate(
     settings: Settings, records: list[dict[str, Any]], batched: bool, device: str,
 ) -> tuple[float, dict[str, float]]:
     """Headlines per second from first produce to last indexed document, through a real worker, and how the cores
-    were shared meanwhile (CoreShares)."""
+    were shared meanwhile (core_shares.py)."""
     run = uuid.uuid4().hex[:8]
     s, env = isolated(settings, f"bench{run}", "sentiment")
     create_topics(s)
@@ -136,8 +109,7 @@ def pipeline_rate(
             worker.wait_ready()  # the worker has installed the index templates
             for name in news_indices(s.search.index_prefix, records):
                 client.create_index(name)
-            shares = CoreShares({"worker": worker.pid, "search": process_of(Search(settings.local)).pid(),
-                                 "broker": process_of(Kafka(settings.local)).pid()})
+            shares = stack_shares(settings, {"worker": worker.pid})
             shares.start()
             started = time.time()
             for record in records:

@@ -23,14 +23,13 @@ from typing import Any
 
 from rich.console import Console
 
-from infra.local.services import Kafka, Search, process_of
 from sinks.search import connect
 from sinks.templates import monthly_index
 from streams.broker.producer import EventProducer, Kind
 from streams.broker.topics import create_topics, delete_run
 from streams.core.errors import ConfigurationError, ServiceError
 from streams.core.settings import Settings
-from streams.tools.bench_sentiment import CoreShares
+from streams.tools.core_shares import stack_shares
 from streams.tools.worker_process import WorkerGroup, isolated
 
 console = Console(stderr=True)
@@ -80,9 +79,7 @@ def rate_with(settings: Settings, pipeline: str, workers: int, partitions: int, 
             for name in {monthly_index(s.search.index_prefix, index_kind, datetime.fromisoformat(r[time_field]))
                          for r in records}:
                 client.create_index(name)  # a running deployment writes into indices that exist
-            shares = CoreShares({f"worker-{n}": w.pid for n, w in enumerate(group.workers)}
-                                | {"search": process_of(Search(settings.local)).pid(),
-                                   "broker": process_of(Kafka(settings.local)).pid()})
+            shares = stack_shares(settings, {f"worker-{n}": w.pid for n, w in enumerate(group.workers)})
             shares.start()
             started = time.time()
             for record in records:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from streams.tools import bench_sentiment as bench
-from streams.tools.bench_sentiment import CoreShares, median_round, news_indices
+from streams.tools import core_shares
+from streams.tools.bench_sentiment import median_round, news_indices
+from streams.tools.core_shares import CoreShares
 
 
 def test_the_round_with_the_median_ratio_stands_for_the_run() -> None:
@@ -18,9 +20,9 @@ def test_the_round_with_the_median_ratio_stands_for_the_run() -> None:
 def test_core_shares_split_the_host_cores_between_worker_stack_others_and_idle(monkeypatch) -> None:
     readings = {1: [10.0, 13.2], 2: [5.0, 5.4], 3: [2.0, 2.1]}  # worker, search, broker: CPU seconds before/after
     host = [100.0, 104.0]  # host busy seconds before/after: 4 of the 2 cores x 2 s
-    monkeypatch.setattr(bench, "cpu_seconds", lambda pid: readings[pid].pop(0))
-    monkeypatch.setattr(bench, "host_busy_seconds", lambda: host.pop(0))
-    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(core_shares, "cpu_seconds", lambda pid: readings[pid].pop(0))
+    monkeypatch.setattr(core_shares, "host_busy_seconds", lambda: host.pop(0))
+    monkeypatch.setattr(core_shares.os, "cpu_count", lambda: 2)
     shares = CoreShares({"worker": 1, "search": 2, "broker": 3, "absent": None})
     shares.start()
     cores = shares.over(elapsed_s=2.0)
