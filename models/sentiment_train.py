@@ -7,9 +7,10 @@ those layers (fp16) and the head. With four frozen layers an epoch costs about a
 the shipped v2 student freezes none (`--frozen-layers 0`: the embeddings only).
 
 Distillation (with a teacher): each labelled headline's target is `hard_weight` x its label + the rest x the
-teacher's probabilities, and unlabelled headlines (generated ones, passed in by the caller) are trained on the
-teacher's probabilities alone. The best epoch is chosen by macro-F1 on the stratified dev fold of the training file,
-which also fits the temperature and the "negative" threshold (`models/sentiment_calibration.py`).
+teacher's probabilities (softened by `soft_temperature`), and unlabelled headlines (generated ones, passed in by
+the caller) are trained on the teacher's probabilities alone. The best epoch is chosen by macro-F1 on the
+stratified dev fold of the training file, which also fits the temperature and the "negative" threshold
+(`models/sentiment_calibration.py`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class TrainConfig:
     dev_fraction: float = 0.1
     class_weighted: bool = True
     hard_weight: float = 0.5
+    soft_temperature: float = 1.0
     threads: int = 2
 
 
@@ -137,6 +139,14 @@ def _optimizer(head: SentimentHead, config: TrainConfig) -> torch.optim.Optimize
     return torch.optim.AdamW(groups)
 
 
+def soften(probabilities: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The teacher's probabilities with their logits divided by `temperature` (> 1: flatter, so the student also
+    learns how the teacher ranks the classes it did not pick; 1: unchanged)."""
+    if temperature == 1.0:
+        return probabilities
+    return torch.softmax(torch.log(probabilities.clamp_min(1e-12)) / temperature, dim=-1)
+
+
 def targets_for(
     labels: list[int], train_idx: list[int], unlabelled: list[str], texts: list[str], config: TrainConfig,
     soft_labels: SoftLabels | None,
@@ -150,7 +160,7 @@ def targets_for(
     if soft_labels is None:
         return hard
     taught = [texts[i] for i in train_idx] + unlabelled
-    soft = soft_labels(taught)
+    soft = soften(soft_labels(taught), config.soft_temperature)
     targets = torch.cat([hard, torch.zeros(len(unlabelled), len(LABELS))])
     targets[train_idx] = config.hard_weight * hard[train_idx] + (1 - config.hard_weight) * soft[: len(train_idx)]
     targets[len(labels) :] = soft[len(train_idx) :]

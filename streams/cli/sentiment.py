@@ -42,6 +42,8 @@ def train_sentiment(
     unlabelled_seed: int = typer.Option(7, "--unlabelled-seed", help="Seed of the news generator's headlines."),
     hard_weight: float = typer.Option(0.5, "--hard-weight", min=0.0, max=1.0,
                                       help="Share of the label in a labelled headline's target (the rest: teacher)."),
+    soft_temperature: float = typer.Option(1.0, "--soft-temperature", min=0.5, max=10.0, help="Divide the teacher's "
+                                           "logits by this before they become targets (> 1: flatter)."),
     seed: int = typer.Option(13, "--seed", help="Seed of the initialisation and shuffling."),
     split_seed: int = typer.Option(13, "--split-seed", help="Seed of the dev split (the teacher's must match)."),
     epochs: int = typer.Option(5, "--epochs", min=1, help="Epochs over the cached features."),
@@ -60,7 +62,8 @@ def train_sentiment(
     from streams.tools.generated_data import news_headlines
 
     config = TrainConfig(seed=seed, split_seed=split_seed, epochs=epochs, dev_fraction=dev_fraction,
-                         hard_weight=hard_weight, threads=threads, frozen_layers=frozen_layers, layer_lr=layer_lr)
+                         hard_weight=hard_weight, soft_temperature=soft_temperature, threads=threads,
+                         frozen_layers=frozen_layers, layer_lr=layer_lr)
     command = f"lepton train sentiment --data {data.name} --seed {seed} --split-seed {split_seed} --epochs {epochs} " \
               f"--dev-fraction {dev_fraction} --frozen-layers {frozen_layers} --layer-lr {layer_lr:g}"
     recipe, teacher_record, extra = [command], None, []
@@ -71,7 +74,8 @@ def train_sentiment(
             ensemble = Teacher(teacher)
             check_teacher(ensemble.meta, data, config)
             recipe = [teacher_command(ensemble.meta), f"{command} --teacher {teacher} --unlabelled {unlabelled} "
-                      f"--unlabelled-seed {unlabelled_seed} --hard-weight {hard_weight}"]
+                      f"--unlabelled-seed {unlabelled_seed} --hard-weight {hard_weight} "
+                      f"--soft-temperature {soft_temperature:g}"]
             teacher_record = teacher_summary(ensemble.meta)
             extra = news_headlines(unlabelled_seed, unlabelled) if unlabelled else []
             soft_labels = lambda texts: ensemble.cached_probabilities(texts, progress)  # noqa: E731

@@ -13,7 +13,7 @@ from transformers import BertConfig, BertModel
 from models.sentiment_data import sha256_of
 from models.sentiment_fit import class_weights, one_hot, soft_cross_entropy, stratified_split
 from models.sentiment_teacher import FROZEN, TeacherConfig, _optimizer, indices_digest, new_member
-from models.sentiment_train import TrainConfig, check_teacher, targets_for
+from models.sentiment_train import TrainConfig, check_teacher, soften, targets_for
 from streams.core.errors import ConfigurationError
 from streams.tools.generated_data import news_headlines
 
@@ -51,6 +51,19 @@ def test_distillation_targets_mix_the_label_and_the_teacher_and_never_show_the_d
     torch.testing.assert_close(targets.sum(dim=-1), torch.ones(6))
     plain = targets_for(labels, train_idx, [], texts, TrainConfig(), None)
     torch.testing.assert_close(plain, one_hot(labels))
+
+
+def test_a_soft_temperature_flattens_the_teachers_targets_and_keeps_its_ranking() -> None:
+    teacher = torch.tensor([[0.9, 0.09, 0.01], [0.2, 0.5, 0.3]])
+    assert soften(teacher, 1.0) is teacher
+    flat = soften(teacher, 2.0)
+    torch.testing.assert_close(flat, teacher.sqrt() / teacher.sqrt().sum(dim=-1, keepdim=True))  # T = 2: sqrt
+    assert flat[0, 0] < 0.9 and flat[0, 2] > 0.01
+    assert torch.equal(flat.argsort(dim=-1), teacher.argsort(dim=-1))
+    targets = targets_for([0, 1], [0, 1], ["u"], ["a", "b", "u"], TrainConfig(soft_temperature=2.0),
+                          lambda batch: teacher[[0, 1, 1]][: len(batch)])
+    torch.testing.assert_close(targets[2], flat[1])
+    torch.testing.assert_close(targets[0], 0.5 * torch.tensor([1.0, 0.0, 0.0]) + 0.5 * flat[0])
 
 
 def tiny_bert() -> BertModel:
