@@ -10,7 +10,11 @@ processed (the earliest `processed_at` in the index) to last document indexed (t
 into a fresh index of the same template, in the sink's bulk size, first request to last response. (d) Alert
 latency: the same worker, now caught up, gets the same mix at half of (b)'s rate for a fixed time; per alert
 on `alerts.fraud`, latency = arrival at our consumer minus the moment its transaction was handed to the producer
-(matched by `event_ids[0]`).
+(matched by `event_ids[0]`), and its parts: until the card stage handed the payment on (the Kafka timestamp of
+its message on `transactions.by-merchant`, read alongside), until the merchant stage built the alert (its
+`created_at`), and delivery to our consumer. In (b) and (d) the cores each process used are read from /proc, and
+with them the worker's CPU milliseconds per transaction draining a backlog and at the paced rate (smaller
+micro-batches there, each with its own fixed work: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -62,6 +66,38 @@ def alert_event_id(value: bytes | None) -> str | None:
     return str(ids[0]) if isinstance(ids, list) and ids else None
 
 
+def alert_times(value: bytes | None) -> tuple[str, float] | None:
+    """The transaction id behind an alert message and the moment the worker built the alert (`created_at`, Unix
+    seconds), None when unreadable."""
+    event_id = alert_event_id(value)
+    try:
+        created = datetime.fromisoformat(json.loads(value or b"")["created_at"]).timestamp()
+    except (ValueError, TypeError, KeyError):
+        return None
+    return None if event_id is None else (event_id, created)
+
+
+def stage_message_id(value: bytes | None) -> str | None:
+    """The transaction id of a card stage's message on `transactions.by-merchant`, None when unreadable."""
+    try:
+        return str(json.loads(value or b"")["transaction"]["id"])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def latency_parts(sent: Mapping[str, float], left_cards: Mapping[str, float], alerted: Mapping[str, float],
+                  arrived: Mapping[str, float]) -> dict[str, dict[str, float | None]]:
+    """Where alerts' latency goes (wall-clock seconds, p50 and p99 of each part, over the alerts seen at every
+    point): the card stage (sent until the card stage handed the payment on), the merchant stage (until the
+    alert was built) and delivery (until our consumer read it)."""
+    ids = [i for i in arrived if i in sent and i in left_cards and i in alerted]
+    parts = {"card_stage": [left_cards[i] - sent[i] for i in ids],
+             "merchant_stage": [alerted[i] - left_cards[i] for i in ids],
+             "delivery": [arrived[i] - alerted[i] for i in ids]}
+    return {name: {"p50": _rounded(percentile(values, 50)), "p99": _rounded(percentile(values, 99))}
+            for name, values in parts.items()}
+
+
 def match_latencies(sent: Mapping[str, float], arrived: Mapping[str, float]) -> list[float]:
     """Arrival minus send time of every alerted transaction we sent (alerts for others are ignored)."""
     return sorted(arrived[i] - sent[i] for i in arrived if i in sent)
@@ -76,6 +112,10 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     low = int(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def aiokafka_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -126,24 +166,32 @@ def wait_indexed(worker: WorkerProcess, total: int, timeout_s: float, every_s: f
     return time.time()
 
 
+def cpu_ms_per_payment(cores: Mapping[str, float], elapsed_s: float, payments: int) -> float:
+    """The worker's CPU milliseconds per payment from its share of the cores over `elapsed_s`."""
+    return round(cores["worker"] * elapsed_s * 1000 / max(payments, 1), 3)
+
+
 def pipeline_rate(s: Settings, worker: WorkerProcess, client: SearchClient, count: int
-                  ) -> tuple[float, dict[str, float]]:
-    """Transactions per second of the worker on the pre-produced topic, from the first document built to the last,
-    and the cores each process used from the worker's readiness to the last document."""
+                  ) -> tuple[float, dict[str, float], float]:
+    """Transactions per second of the worker on the pre-produced topic, from the first document built to the last;
+    the cores each process used from the first document indexed to the last (the worker's start-up left out), and
+    the worker's CPU ms per transaction over that time."""
     worker.start()
     worker.wait_ready()
+    wait_indexed(worker, 1, 600, 0.2)
     shares = stack_shares(s, {"worker": worker.pid})
     shares.start()
-    ready = time.time()
+    began, already = time.time(), indexed(worker)
     ended = wait_indexed(worker, count, 600)
-    cores = shares.over(ended - ready)
+    cores = shares.over(ended - began)
     index = f"{s.search.index_prefix}-transactions-*"
     client.refresh(index)
     if client.count(index) != count:
         raise ServiceError(f"expected {count} documents in {index}, found {client.count(index)}")
     span = client.search(index, {"size": 0, "aggs": {"first": {"min": {"field": "processed_at"}},
                                                       "last": {"max": {"field": "processed_at"}}}})["aggregations"]
-    return count / ((span["last"]["value"] - span["first"]["value"]) / 1000), cores
+    rate = count / ((span["last"]["value"] - span["first"]["value"]) / 1000)
+    return rate, cores, cpu_ms_per_payment(cores, ended - began, count - int(already))
 
 
 def indexed_documents(client: SearchClient, index: str, page: int = 5_000) -> list[dict[str, Any]]:
@@ -179,58 +227,76 @@ def sink_rate(s: Settings, client: SearchClient, docs: list[dict[str, Any]]) -> 
     return written / elapsed, shares.over(elapsed)
 
 
-def paced_send(s: Settings, records: list[dict[str, Any]], rate: float, sent: dict[str, float]) -> None:
-    """Produce `records` at `rate` per second, noting each id's send moment (perf_counter) in `sent`."""
+def paced_send(s: Settings, records: list[dict[str, Any]], rate: float, sent: dict[str, float],
+               sent_wall: dict[str, float] | None = None) -> None:
+    """Produce `records` at `rate` per second, noting each id's send moment (perf_counter) in `sent` (and the wall
+    clock's in `sent_wall`)."""
+    wall = {} if sent_wall is None else sent_wall
     with EventProducer(s) as producer:
         began = time.perf_counter()
         for i, record in enumerate(records):
             delay = began + i / rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-            sent[record["id"]] = time.perf_counter()
+            sent[record["id"]], wall[record["id"]] = time.perf_counter(), time.time()
             producer.send_record("transactions", record)
 
 
 async def alert_latencies(s: Settings, worker: WorkerProcess, records: list[dict[str, Any]], rate: float,
-                          total: int) -> list[float]:
-    """Send `records` at `rate` while timing each alert's arrival; stops once `total` docs are in and alerts settle."""
+                          total: int) -> tuple[list[float], dict[str, Any], dict[str, float], float]:
+    """Send `records` at `rate` while timing each alert's arrival; stops once `total` docs are in and alerts settle.
+    Also where the latency goes (`latency_parts`, from the card stage's messages read alongside), the cores each
+    process used from the first send to the last document, and the worker's CPU ms per transaction over that time."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(s.topics.alerts_fraud, group_id=None, auto_offset_reset="earliest",
+    hop = s.topics.transactions_by_merchant
+    consumer = AIOKafkaConsumer(s.topics.alerts_fraud, hop, group_id=None, auto_offset_reset="earliest",
                                 **aiokafka_options(s.kafka))
     await consumer.start()
     sent: dict[str, float] = {}
     arrived: dict[str, float] = {}
+    sent_wall: dict[str, float] = {}
+    left_cards: dict[str, float] = {}  # when the card stage produced each payment's message (its Kafka timestamp)
+    alerted: dict[str, float] = {}
+    arrived_wall: dict[str, float] = {}
 
     async def poll() -> bool:
-        """Read what alerts are there (up to 100 ms), stamping first arrivals; True when any came."""
+        """Read what alerts (and card stage messages) are there (up to 100 ms), stamping first arrivals; True when
+        any alert came."""
         batches = await consumer.getmany(timeout_ms=100)
-        now = time.perf_counter()
+        now, wall, any_alert = time.perf_counter(), time.time(), False
         for record in (r for rs in batches.values() for r in rs):
-            if (event_id := alert_event_id(record.value)) is not None:
-                arrived.setdefault(event_id, now)
-        return bool(batches)
+            if record.topic == hop:
+                if (payment := stage_message_id(record.value)) is not None:
+                    left_cards.setdefault(payment, record.timestamp / 1000)
+            elif (times := alert_times(record.value)) is not None:
+                any_alert = True
+                arrived.setdefault(times[0], now)
+                arrived_wall.setdefault(times[0], wall)
+                alerted.setdefault(*times)
+        return any_alert
 
-    async def produce_and_drain() -> None:
-        await asyncio.to_thread(paced_send, s, records, rate, sent)
-        await asyncio.to_thread(wait_indexed, worker, total, 300, 0.2)
+    async def produce_and_drain() -> float:
+        await asyncio.to_thread(paced_send, s, records, rate, sent, sent_wall)
+        return await asyncio.to_thread(wait_indexed, worker, total, 300, 0.2)
 
+    shares = stack_shares(s, {"worker": worker.pid})
     try:
+        shares.start()
+        began = time.time()
         feeding = asyncio.create_task(produce_and_drain())
         while not feeding.done():
             await poll()
-        await feeding
+        elapsed = await feeding - began
+        cores = shares.over(elapsed)
         quiet_since = time.perf_counter()
         while time.perf_counter() - quiet_since < 3.0:  # the last batch's alerts follow its documents
             if await poll():
                 quiet_since = time.perf_counter()
     finally:
         await consumer.stop()
-    return match_latencies(sent, arrived)
-
-
-def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
+    parts = latency_parts(sent_wall, left_cards, alerted, arrived_wall)
+    return match_latencies(sent, arrived), parts, cores, cpu_ms_per_payment(cores, elapsed, len(records))
 
 
 def run(count: int = 10_000, seconds: float = 20.0, device: str = "auto", latency_rate: float | None = None
@@ -259,14 +325,15 @@ def run(count: int = 10_000, seconds: float = 20.0, device: str = "auto", latenc
         console.print("(a) ceiling: plain aiokafka consume->produce...")
         ceiling = asyncio.run(ceiling_rate(s, count, scratch))
         console.print("(b) pipeline: fraud worker...")
-        pipeline, pipeline_cores = pipeline_rate(s, worker, client, count)
+        pipeline, pipeline_cores, draining_ms = pipeline_rate(s, worker, client, count)
         console.print("(c) sink ceiling: the same documents bulk-indexed alone...")
         sink, sink_cores = sink_rate(s, client, indexed_documents(client, f"{s.search.index_prefix}-transactions-*"))
         rate = latency_rate or pipeline / 2
         start = datetime.fromisoformat(history[-1]["ts"]) + timedelta(seconds=5)
         mixed = transactions(int(rate * seconds) + 1, start, fraud_rate=FRAUD_RATE, suffix="-l")
         console.print(f"(d) alert latency: {len(mixed)} transactions at {rate:.0f}/s...")
-        latencies = asyncio.run(alert_latencies(s, worker, mixed, rate, count + len(mixed)))
+        latencies, parts, latency_cores, paced_ms = asyncio.run(
+            alert_latencies(s, worker, mixed, rate, count + len(mixed)))
     finally:
         worker.stop()
         client.delete_prefix(s.search.index_prefix)
@@ -276,9 +343,10 @@ def run(count: int = 10_000, seconds: float = 20.0, device: str = "auto", latenc
         "pipeline_per_s": round(pipeline, 1), "ceiling_per_s": round(ceiling, 1),
         "pipeline_vs_ceiling": round(pipeline / ceiling, 3),
         "sink_ceiling_per_s": round(sink, 1), "pipeline_vs_sink": round(pipeline / sink, 3),
-        "pipeline_cores": pipeline_cores, "sink_cores": sink_cores,
+        "pipeline_cores": pipeline_cores, "sink_cores": sink_cores, "latency_cores": latency_cores,
+        "worker_cpu_ms_per_payment": {"draining": draining_ms, "at_latency_rate": paced_ms},
         "alert_latency_p50_s": _rounded(percentile(latencies, 50)),
-        "alert_latency_p99_s": _rounded(percentile(latencies, 99)),
+        "alert_latency_p99_s": _rounded(percentile(latencies, 99)), "alert_latency_parts_s": parts,
         "count": count, "latency_rate_per_s": round(rate, 1), "latency_alerts": len(latencies), "device": device,
     }
     if latency_rate is None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 KEYS = {"pipeline_per_s", "ceiling_per_s", "pipeline_vs_ceiling", "sink_ceiling_per_s", "pipeline_vs_sink",
         "pipeline_cores", "sink_cores", "alert_latency_p50_s", "alert_latency_p99_s",
-        "alert_latency_p50_s_half_load", "alert_latency_p99_s_half_load", "latency_rate_per_s", "latency_alerts"}
+        "alert_latency_p50_s_half_load", "alert_latency_p99_s_half_load", "latency_rate_per_s", "latency_alerts",
+        "latency_cores", "worker_cpu_ms_per_payment", "alert_latency_parts_s"}
 
 
 def test_bench_fraud_reports_the_sink_ceiling_and_half_load_latency() -> None:
@@ -26,3 +27,12 @@ def test_bench_fraud_reports_the_sink_ceiling_and_half_load_latency() -> None:
     assert result["latency_alerts"] > 0
     assert 0 < result["alert_latency_p50_s_half_load"] <= result["alert_latency_p99_s_half_load"] < 60
     assert result["sink_cores"]["search"] > 0  # the engine did the sink phase's work
+    # the worker's own CPU, read from /proc in both phases it worked in
+    assert result["pipeline_cores"]["worker"] > 0 and result["latency_cores"]["worker"] > 0
+    assert result["worker_cpu_ms_per_payment"]["draining"] > 0
+    assert result["worker_cpu_ms_per_payment"]["at_latency_rate"] > 0
+    # each alert split where its card stage message was read: every part measured, the card stage takes time
+    parts = result["alert_latency_parts_s"]
+    assert set(parts) == {"card_stage", "merchant_stage", "delivery"}
+    assert all(part["p50"] is not None for part in parts.values())
+    assert parts["card_stage"]["p50"] > 0

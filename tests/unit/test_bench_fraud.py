@@ -8,7 +8,17 @@ from datetime import UTC, datetime
 import numpy as np
 
 from streams.generators.transactions import TransactionGenerator
-from streams.tools.bench_fraud import CARDS, SEED, alert_event_id, match_latencies, percentile, transactions
+from streams.tools.bench_fraud import (
+    CARDS,
+    SEED,
+    alert_event_id,
+    alert_times,
+    latency_parts,
+    match_latencies,
+    percentile,
+    stage_message_id,
+    transactions,
+)
 
 
 def test_alert_event_id_is_the_first_event_id() -> None:
@@ -41,3 +51,30 @@ def test_second_run_of_transactions_keeps_the_cards_and_gets_unique_ids() -> Non
     assert {r["card_number"] for r in first + second} <= cards
     assert not {r["id"] for r in first} & {r["id"] for r in second}
     assert all(r["id"].endswith("-l") for r in second)
+
+
+def test_alert_times_read_the_payment_and_when_the_alert_was_built() -> None:
+    value = json.dumps({"event_ids": ["txn-1"], "created_at": "2026-12-07T22:00:00.250000Z"}).encode()
+    assert alert_times(value) == ("txn-1", datetime(2026, 12, 7, 22, 0, 0, 250000, tzinfo=UTC).timestamp())
+    assert alert_times(json.dumps({"event_ids": ["txn-1"]}).encode()) is None
+    assert alert_times(json.dumps({"event_ids": ["txn-1"], "created_at": "yesterday"}).encode()) is None
+    assert alert_times(b"not json") is None
+
+
+def test_stage_message_id_is_the_transaction_of_a_card_stage_message() -> None:
+    assert stage_message_id(json.dumps({"transaction": {"id": "txn-7"}, "features": [1.0]}).encode()) == "txn-7"
+    assert stage_message_id(json.dumps({"features": [1.0]}).encode()) is None
+    assert stage_message_id(b"[]") is None
+    assert stage_message_id(None) is None
+
+
+def test_latency_parts_split_each_alert_at_the_card_stage_and_the_alert() -> None:
+    sent = {"a": 0.0, "b": 1.0, "c": 2.0}
+    left_cards = {"a": 0.1, "b": 1.3}  # c's card stage message was not seen: c is left out
+    alerted = {"a": 0.5, "b": 1.4, "c": 2.2}
+    arrived = {"a": 0.55, "b": 1.6, "c": 2.3}
+    parts = latency_parts(sent, left_cards, alerted, arrived)
+    assert parts["card_stage"] == {"p50": 0.2, "p99": round(percentile([0.1, 0.3], 99), 4)}
+    assert parts["merchant_stage"]["p50"] == 0.25
+    assert parts["delivery"]["p50"] == 0.125
+    assert latency_parts({}, {}, {}, {})["delivery"] == {"p50": None, "p99": None}
