@@ -13,8 +13,8 @@ on `alerts.fraud`, latency = arrival at our consumer minus the moment its transa
 (matched by `event_ids[0]`), and its parts: until the card stage handed the payment on (the Kafka timestamp of
 its message on `transactions.by-merchant`, read alongside), until the merchant stage built the alert (its
 `created_at`), and delivery to our consumer. In (b) and (d) the cores each process used are read from /proc, and
-with them the worker's CPU milliseconds per transaction draining a backlog and at the paced rate (smaller
-micro-batches there, each with its own fixed work: docs/performance.md).
+with them the worker's CPU milliseconds per transaction draining a backlog and at the paced rate (docs/performance.md
+compares them).
 """
 
 from __future__ import annotations
