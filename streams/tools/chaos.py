@@ -134,17 +134,27 @@ def interleave(*streams: Iterator[Message]) -> list[Message]:
 
 
 class Traffic(threading.Thread):
-    """Produces the workload at a steady rate; rides out a broker restart (long delivery timeout)."""
+    """Produces the workload at a steady rate; rides out a broker restart (long delivery timeout). With `hold_from`,
+    the messages from that index on wait until `resume` is set, then go on at the same rate."""
 
-    def __init__(self, settings: Settings, messages: list[Message], seconds: float) -> None:
+    def __init__(self, settings: Settings, messages: list[Message], seconds: float,
+                 hold_from: int | None = None) -> None:
         super().__init__(daemon=True, name="chaos-traffic")
         self.settings, self.messages, self.seconds = settings, messages, seconds
         self.producer = EventProducer(settings, config={"message.timeout.ms": 600_000})
+        self.hold_from = len(messages) if hold_from is None else hold_from
+        self.resume = threading.Event()
+        self.held_s = 0.0  # how long the held messages waited for `resume`
 
     def run(self) -> None:
         started = time.monotonic()
         rate = len(self.messages) / self.seconds
         for i, message in enumerate(self.messages):
+            if i == self.hold_from and not self.resume.is_set():
+                waited = time.monotonic()
+                self.resume.wait()
+                self.held_s = time.monotonic() - waited
+                started += self.held_s
             if message.record is not None:
                 self.producer.send_record(message.kind, message.record)
             else:

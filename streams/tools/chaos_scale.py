@@ -5,8 +5,9 @@ partitions of every topic. Mixed traffic flows at a steady rate: news with negat
 (each surge's headlines keyed by news id, so spread over every partition and worker) and card transactions with
 fraud. At 40% of it, the first original worker seen with headlines consumed and not yet scored (micro-batches in
 flight) is killed with SIGKILL, and a fourth worker is started: the group rebalances while traffic flows, and the
-dead worker's partitions, its unfinished batches and the surge windows of its tickers move to the others. Then the
-books are balanced against what was produced:
+dead worker's partitions, its unfinished batches and the surge windows of its tickers move to the others. The
+traffic's last 20% waits, where needed, until the fourth worker has loaded its models and joined, so it takes part.
+Then the books are balanced against what was produced:
 - `lost`: valid events without a document, flagged transactions without their alert (on alerts.fraud and in the
   alerts index), alerts on a topic missing from the index, planted surges without an alert;
 - `duplicated`: documents beyond one per event, alerts for no flagged transaction, a planted surge's alert ids
@@ -50,6 +51,8 @@ PER_SURGE = 50  # headlines of a planted surge, at least
 SURGE = {"max_p_value": 1e-3}  # the workers' surge settings in this scenario
 KILL_AT = 0.4  # share of the traffic's time
 LOOK_FOR = 0.3  # share of the traffic's time spent looking for a worker with headlines in flight
+HOLD_FROM = 0.8  # share of the messages after which the traffic waits until the worker started at the kill is in the
+# group (it loads its models first: 20 s on a busy host), so that it takes part of the traffic
 SHOWN = 20  # ids named per list in the figures
 
 
@@ -157,7 +160,7 @@ class ScaleOutRun:
         env |= {f"LEPTON_SURGE__{name.upper()}": str(value) for name, value in SURGE.items()}
         self.group = WorkerGroup(env, log_dir, f"{self.run}-{SCALE_OUT}")
         self.messages, self.surges = scale_workload(config.events, config.seed)
-        self.traffic = Traffic(self.s, self.messages, config.seconds)
+        self.traffic = Traffic(self.s, self.messages, config.seconds, hold_from=int(HOLD_FROM * len(self.messages)))
         self.consumed: dict[int, float] = {}  # worker number -> events it consumed, last seen
         self.started = 0.0
 
@@ -298,9 +301,15 @@ def run_scale_out(settings: Settings, config: ScaleConfig, log_dir: Path,
         in_flight = run.kill_one_in_flight()
         run.group.add()
         report(f"{SCALE_OUT}: killed a worker with {in_flight} headlines in flight; a worker started in its place")
+        try:
+            joined = run.group.wait_settled()
+        finally:
+            run.traffic.resume.set()
+        report(f"{SCALE_OUT}: the started worker is in the group at generation {joined}")
         run.drain(report)
         last = run.group.wait_settled()
-        report(f"{SCALE_OUT}: drained; the group is at generation {last}")
+        held = f" (the traffic's last {1 - HOLD_FROM:.0%} waited {run.traffic.held_s:.0f} s for it)"
+        report(f"{SCALE_OUT}: drained; the group is at generation {last}" + (held if run.traffic.held_s else ""))
         client = connect(run.s.search)
         try:
             return run.measure(client, last - first, in_flight)

@@ -49,9 +49,8 @@ def test_scenario_loses_and_duplicates_nothing(settings: Settings, scenario: str
 def test_scale_out_loses_and_duplicates_nothing_and_alerts_once_per_surge(settings: Settings, tmp_path: Path) -> None:
     """Three workers on six partitions, one SIGKILLed with headlines in flight and a fourth started (the full size,
     2,000 events over 60 s, is `lepton chaos --scenario scale-out`)."""
-    # 45 s of traffic: the fourth worker starts at 40% and must load its models (20 s on a busy 2-core host) while
-    # payments and headlines still come, or it has nothing to take
-    config = ScaleConfig(events=800, seconds=45, drain_timeout_s=150)
+    # the traffic's last 20% waits until the fourth worker (started at the kill) is in the group, so it takes some
+    config = ScaleConfig(events=800, seconds=30, drain_timeout_s=150)
     figures = run_scale_out(settings, config, tmp_path)
     assert figures.produce_failures == 0 and figures.valid == config.events
     assert figures.lost == 0 and figures.duplicated == 0, figures
