@@ -36,9 +36,9 @@ class WorkerProcess:
             self._proc = subprocess.Popen([str(lepton), "worker"], stdout=log, stderr=subprocess.STDOUT,
                                           stdin=subprocess.DEVNULL, env=self.env, start_new_session=True)
 
-    def wait_ready(self, timeout_s: float = 180.0) -> None:
-        """Wait until the worker's /ready says yes (models up, partitions held); fail with its log if it dies or
-        hangs."""
+    def wait_ready(self, timeout_s: float = 180.0, every_s: float = 0.5) -> None:
+        """Wait until the worker's /ready says yes (models up, partitions held), asking every `every_s`; fail with
+        its log if it dies or hangs."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
@@ -47,7 +47,7 @@ class WorkerProcess:
                 with urllib.request.urlopen(self.ready_url, timeout=2):
                     return
             except OSError:
-                time.sleep(0.5)
+                time.sleep(every_s)
         raise ServiceError(f"worker not ready after {timeout_s:.0f} s:\n{self.log_tail()}")
 
     def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
