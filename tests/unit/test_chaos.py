@@ -77,3 +77,37 @@ def test_document_ids_pages_through_every_hit_and_counts_rewrites() -> None:
 def test_default_config_is_the_full_size() -> None:
     config = ChaosConfig()
     assert config.events >= 2000 and config.kills >= 3 and config.outage_s == 60.0
+
+
+def test_traffic_holds_its_last_messages_until_resumed_then_sends_every_one(monkeypatch: Any) -> None:
+    """The scale-out scenario's hold: messages from `hold_from` on wait for `resume`, none is lost or sent twice."""
+    import threading
+    import time
+
+    from streams.tools import chaos
+
+    sent: list[str] = []
+    two_sent = threading.Event()
+
+    class Producer:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.stats = None
+
+        def send_record(self, kind: str, record: dict[str, Any]) -> None:
+            sent.append(record["id"])
+            if len(sent) == 2:
+                two_sent.set()
+
+        def flush(self, timeout: float) -> int:
+            return 0
+
+    monkeypatch.setattr(chaos, "EventProducer", Producer)
+    messages = [chaos.Message("news", {"id": str(i)}) for i in range(4)]
+    traffic = chaos.Traffic(None, messages, seconds=0.04, hold_from=2)  # type: ignore[arg-type]
+    traffic.start()
+    assert two_sent.wait(5)
+    time.sleep(0.2)  # far past the traffic's 40 ms: the held messages still wait
+    assert sent == ["0", "1"]
+    traffic.resume.set()
+    traffic.join(5)
+    assert sent == ["0", "1", "2", "3"] and traffic.held_s > 0.1  # it noted the wait
