@@ -45,15 +45,20 @@ def fraud(
     workers: str | None = WORKERS,
     profile: bool = typer.Option(False, "--profile", help="Instead: py-spy samples a worker draining --count "
                                  "transactions; CPU milliseconds per transaction by thread and pipeline step."),
+    steps: bool = typer.Option(False, "--steps", help="Instead: the two stages' own steps on --count transactions "
+                               "in one process (no broker, no Faust); microseconds per payment by step, in batches "
+                               "of 512 and of 25."),
     json_output: bool = JSON,
 ) -> None:
     """Fraud pipeline vs a plain consume->produce ceiling on the same topic, the search engine alone on the same
     documents, and alert latency at half rate (or, with --workers, the pipeline with 1, 2, 3... worker processes;
-    with --profile, where the worker's CPU goes)."""
-    from streams.tools import bench_fraud, profile_fraud
+    with --profile, where the worker's CPU goes; with --steps, the stages' own work without Kafka and Faust)."""
+    from streams.tools import bench_fraud, profile_fraud, stage_costs
     from streams.tools.bench_workers import parse_counts
 
-    if profile:
+    if steps:
+        result = stage_costs.run(count)
+    elif profile:
         result = profile_fraud.run(count, device)
     elif workers:
         result = bench_fraud.run_workers(parse_counts(workers), count, rounds, device)

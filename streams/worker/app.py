@@ -22,6 +22,7 @@ from streams.core.settings import KafkaSettings, Settings
 from streams.worker import console
 from streams.worker.checkpoint import consume
 from streams.worker.faust_fixes import STREAM_YIELD_S, LeptonApp, yield_every
+from streams.worker.faust_producer import CachingPartitioner
 from streams.worker.health import ConsumerHealth, watch
 from streams.worker.runtime import Runtime
 
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> tuple[faust.App, Runtime]:
         # spent a third of the event loop in socket writes)
         producer_linger=0.002,
         producer_max_batch_size=262_144,
+        producer_partitioner=CachingPartitioner(),  # aiokafka's murmur2 partitioning, each key's hash remembered
         web_enabled=True,
         web_bind=settings.metrics_host,
         web_host=settings.metrics_host,

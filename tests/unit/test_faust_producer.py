@@ -1,18 +1,23 @@
 """The producer's fixes for faust-streaming (faust_producer.py): a hand-over does not wait for a few hundred queued
-changelog messages, and a started producer is handed to a send without a turn of the event loop."""
+changelog messages, and a started producer is handed to a send without a turn of the event loop; and the app's
+partitioner, which remembers each key's hash and partitions as aiokafka's default."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from types import SimpleNamespace
 from typing import Any
 from unittest.mock import patch
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from faust.transport.producer import ProducerBuffer
 
+from streams.core.settings import Settings
+from streams.worker.app import create_app
 from streams.worker.faust_fixes import LeptonApp
-from streams.worker.faust_producer import EBB_MESSAGES, EbbingProducerBuffer
+from streams.worker.faust_producer import EBB_MESSAGES, CachingPartitioner, EbbingProducerBuffer
 
 
 async def flushes_before_a_hand_over(buffer: ProducerBuffer, queued: int) -> list[int | None]:
@@ -63,3 +68,18 @@ async def test_a_started_producer_is_handed_to_a_send_without_a_turn_of_the_even
             assert finished is isinstance(app, LeptonApp)  # Faust's own suspends on every send
             assert producer is (app.producer if finished else None)
     assert starts == ["start", "start"]  # one per app
+
+
+def test_the_caching_partitioner_sends_every_key_where_aiokafkas_default_partitioner_does() -> None:
+    rng = random.Random(7)
+    keys = [rng.randbytes(rng.randrange(1, 40)) for _ in range(2_000)] + [b"tok_card-1", b"m-ie-dublin"]
+    caching, default = CachingPartitioner(remembered=64), DefaultPartitioner()
+    for key in keys * 2:  # the second round mostly from the cache (and evicted keys hashed again)
+        for partitions in ([0], [0, 1, 2, 3, 4, 5], list(range(12))):
+            assert caching(key, partitions, partitions) == default(key, partitions, partitions)
+    assert caching(None, [0, 1, 2], [2]) == 2  # no key: a random available partition, as aiokafka's
+
+
+def test_the_app_partitions_with_the_caching_partitioner() -> None:
+    app, _ = create_app(Settings(pipelines="fraud"))
+    assert isinstance(app.conf.producer_partitioner, CachingPartitioner)
