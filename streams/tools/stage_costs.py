@@ -2,10 +2,10 @@
 
 The card stage and the merchant stage run their steps (decode, prepare, score, outputs, commit) on the bench's
 generated transactions in micro-batches, the card stage's messages handed straight to the merchant stage, with the
-shipped model and plain dicts for their tables: what is left of a worker's CPU per payment is Faust's, aiokafka's,
-the event loop's and the search client's. Each batch size is timed on fresh states, so a smaller batch pays every
-per-batch cost (the model call above all) more often: the batches of a backlog are up to 512, at half load about 25.
-One process on one core, so the figures are steadier than a live worker's (docs/performance.md).
+shipped model (its thresholds) and plain dicts for their tables: what is left of a worker's CPU per payment is
+Faust's, aiokafka's, the event loop's and the search client's. Each batch size is timed on fresh states, so a smaller
+batch pays every per-batch cost (the model call above all) more often: the batches of a backlog are up to 512, at
+half load about 25. One process on one core, so the figures are steadier than a live worker's (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import torch
+
+from models.batcher import share_cpu_threads
 from models.fraud import FraudModel, ScoreRequest
 from models.fraud_features import FeatureConfig
 from streams.core.decoding import Decoder
@@ -102,21 +105,28 @@ async def _run(model: FraudModel, records: list[Record], batch: int, clock: Step
 
 def run(count: int, batches: Sequence[int] = (512, 25)) -> dict[str, Any]:
     """Microseconds per payment by step on `count` generated transactions: one figure per batch size, in the order of
-    `batch_sizes`."""
+    `batch_sizes`. The model gets the torch threads a worker gives it, and start-up objects are kept out of the
+    garbage collector's way as in a worker (runtime.py); both are undone on return."""
     settings = get_settings()
     model = FraudModel.load(None, "cpu")
     wire = transactions(count, utc_now() - timedelta(hours=6), 0.02)
     records = [Record(settings.topics.transactions, 0, offset, None, json.dumps(value).encode())
                for offset, value in enumerate(wire)]
-    asyncio.run(_run(model, records[:batches[0]], batches[0], StepClock()))  # torch's first calls: a worker's warm-up
-    gc.collect()
-    gc.freeze()  # what start-up loaded stays out of the collector's way, as in a worker (runtime.py)
-    clocks = []
-    for batch in batches:
-        clocks.append(clock := StepClock())
-        documents = asyncio.run(_run(model, records, batch, clock))
-        if documents != count:
-            raise RuntimeError(f"batch {batch}: {documents} documents for {count} transactions")
+    threads = torch.get_num_threads()
+    share_cpu_threads(settings.batching.model_threads)
+    try:
+        asyncio.run(_run(model, records[:batches[0]], batches[0], StepClock()))  # torch's first calls: the warm-up
+        gc.collect()
+        gc.freeze()
+        clocks = []
+        for batch in batches:
+            clocks.append(clock := StepClock())
+            documents = asyncio.run(_run(model, records, batch, clock))
+            if documents != count:
+                raise RuntimeError(f"batch {batch}: {documents} documents for {count} transactions")
+    finally:
+        gc.unfreeze()
+        torch.set_num_threads(threads)
     per_step = {f"{step} (us)": [round(clock.seconds[step] * 1e6 / count, 1) for clock in clocks] for step in STEPS}
     total = [round(sum(clock.seconds.values()) * 1e6 / count, 1) for clock in clocks]
     return {"transactions": count, "batch_sizes": list(batches), **per_step, "total_us_per_payment": total}
